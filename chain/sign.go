@@ -1,0 +1,63 @@
+package chain
+
+import (
+	"crypto/ed25519"
+	"fmt"
+
+	"github.com/hdevalence/ed25519consensus"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Signer signs blocks, votes and timeouts with a validator's ed25519 key.
+// It is safe for concurrent use.
+type Signer struct {
+	id   peer.ID
+	priv ed25519.PrivateKey
+}
+
+// NewSigner returns a signer for an ed25519 libp2p private key.
+func NewSigner(k crypto.PrivKey) (*Signer, error) {
+	if k.Type() != crypto.Ed25519 {
+		return nil, fmt.Errorf("chain: signer key type %s, want Ed25519", k.Type())
+	}
+	raw, err := k.Raw()
+	if err != nil {
+		return nil, fmt.Errorf("chain: signer key: %w", err)
+	}
+	if len(raw) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("chain: signer key has %d bytes, want %d", len(raw), ed25519.PrivateKeySize)
+	}
+	id, err := peer.IDFromPrivateKey(k)
+	if err != nil {
+		return nil, fmt.Errorf("chain: signer id: %w", err)
+	}
+	return &Signer{id: id, priv: ed25519.PrivateKey(raw)}, nil
+}
+
+// ID returns the signer's peer id.
+func (s *Signer) ID() peer.ID { return s.id }
+
+// Sign signs a domain-separated hash.
+func (s *Signer) Sign(h Hash) []byte { return ed25519.Sign(s.priv, h[:]) }
+
+// SignVote signs a vote for vd that commits commit (the zero BlockInfo to
+// commit nothing).
+func (s *Signer) SignVote(vd VoteData, commit BlockInfo) *Vote {
+	li := LedgerInfo{CommitInfo: commit, ConsensusDataHash: vd.Hash()}
+	return &Vote{VoteData: vd, LedgerInfo: li, Author: s.id, Signature: s.Sign(li.Hash())}
+}
+
+// SignTimeout signs a timeout for round of epoch.
+func (s *Signer) SignTimeout(epoch, round uint64) Signature {
+	t := Timeout{Epoch: epoch, Round: round}
+	return Signature{Signer: s.id, Sig: s.Sign(t.Hash())}
+}
+
+// verifySig checks one signature with the ZIP-215 rules.
+func verifySig(pub ed25519.PublicKey, h Hash, sig []byte) bool {
+	if len(sig) != ed25519.SignatureSize {
+		return false
+	}
+	return ed25519consensus.Verify(pub, h[:], sig)
+}
