@@ -1,0 +1,66 @@
+package ledger
+
+import (
+	"github.com/transparency-dev/merkle/compact"
+
+	"github.com/p2pnode/p2pnode/chain"
+)
+
+// Storage is the durable part of a ledger. chain/store implements it on
+// bbolt; [MemStorage] implements it in memory. The ledger is its only writer.
+// Implementations must be safe for concurrent readers while Commit runs.
+type Storage interface {
+	// Committed returns the summary of the durable ledger; the zero
+	// Committed for an empty one.
+	Committed() (Committed, error)
+	// Txs returns the committed transactions of versions [start, start+n).
+	Txs(start, n uint64) ([][]byte, error)
+	// Nodes returns the hashes of committed accumulator nodes, in order. Every
+	// node named was reported in an earlier Batch.
+	Nodes(ids []compact.NodeID) ([]chain.Hash, error)
+	// Get returns the committed value of key in the state, and whether it is
+	// set.
+	Get(key []byte) ([]byte, bool, error)
+	// Commit durably applies b: all of it, or nothing if it returns an error.
+	Commit(b *Batch) error
+}
+
+// Committed summarises a durable ledger.
+type Committed struct {
+	// Version is the number of committed transactions.
+	Version uint64
+	// Frontier is the accumulator's compact range at Version.
+	Frontier []chain.Hash
+	// LedgerInfo is the latest signed ledger info whose commit info the
+	// ledger reached; nil while the ledger is at genesis. During state sync
+	// Version may be past LedgerInfo.CommitInfo.Version: transactions up to
+	// Version are applied and verified, but no later block is committed yet.
+	LedgerInfo *chain.LedgerInfoWithSignatures
+}
+
+// Node is one accumulator node: the root of a perfect subtree.
+type Node struct {
+	ID   compact.NodeID
+	Hash chain.Hash
+}
+
+// KV is one state write.
+type KV struct {
+	Key, Value []byte
+}
+
+// Batch is one atomic append to the durable ledger.
+type Batch struct {
+	// StartVersion is the version of Txs[0]; it equals the committed Version.
+	StartVersion uint64
+	// Txs are the appended transactions, in order.
+	Txs [][]byte
+	// Nodes are the accumulator nodes the append completes.
+	Nodes []Node
+	// Writes are the state writes of Txs, one per key, last write wins.
+	Writes []KV
+	// Frontier is the accumulator's compact range after the append.
+	Frontier []chain.Hash
+	// LedgerInfo, if not nil, becomes the committed ledger info.
+	LedgerInfo *chain.LedgerInfoWithSignatures
+}
