@@ -21,6 +21,10 @@ func TxLeafHash(tx []byte) Hash {
 	return Hash(rfc6962.DefaultHasher.HashLeaf(tx))
 }
 
+// maxAccumulatorSize bounds the number of transactions of a ledger far
+// beyond any real one, so that sizes never wrap.
+const maxAccumulatorSize = 1 << 62
+
 // Accumulator is the transaction accumulator of a ledger: an RFC 6962 Merkle
 // tree over the ledger's transactions, kept as its compact range (the roots
 // of at most 64 perfect subtrees). Its root is a block's ExecutedStateID and
@@ -37,6 +41,9 @@ func NewAccumulator() *Accumulator {
 // AccumulatorFromFrontier rebuilds an accumulator of size leaves from its
 // frontier (see [Accumulator.Frontier]).
 func AccumulatorFromFrontier(size uint64, frontier []Hash) (*Accumulator, error) {
+	if size > maxAccumulatorSize {
+		return nil, fmt.Errorf("chain: accumulator size %d over the limit %d", size, uint64(maxAccumulatorSize))
+	}
 	hs := make([][]byte, len(frontier))
 	for i := range frontier {
 		hs[i] = frontier[i][:]

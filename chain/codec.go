@@ -95,10 +95,15 @@ func Decode(data []byte, maxSize int, v any) error {
 }
 
 // DecodeBlock decodes one block of at most [MaxEncodedBlockSize] bytes and
-// checks its id against its data (see [Block.CheckID]).
+// checks its id against its data (see [Block.CheckID]). Malformed bytes give
+// an error wrapping [ErrDecode], a wrong id a [*VerifyError] whose reason is
+// [ErrBlockID].
 func DecodeBlock(data []byte) (*Block, error) {
 	var b Block
 	if err := Decode(data, MaxEncodedBlockSize, &b); err != nil {
+		return nil, err
+	}
+	if err := b.CheckID(); err != nil {
 		return nil, err
 	}
 	return &b, nil

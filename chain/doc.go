@@ -13,11 +13,11 @@
 // it is used; verification failures are [*VerifyError] values whose Reason is
 // one of the Err sentinels below, so callers decide with errors.Is:
 //
-//	var blk chain.Block
-//	if err := chain.Decode(raw, &blk); err != nil {
-//		return err // malformed bytes: the sender misbehaved
+//	blk, err := chain.DecodeBlock(raw)
+//	if err != nil {
+//		return err // malformed bytes or a wrong id: the sender misbehaved
 //	}
-//	if err := vs.VerifyBlock(&blk); err != nil {
+//	if err := verifier.VerifyBlock(blk); err != nil {
 //		var ve *chain.VerifyError
 //		if errors.As(err, &ve) && !ve.Soft {
 //			// provable fault: penalise the sender

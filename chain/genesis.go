@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // EmptyAccumulatorRoot is the RFC 6962 root of an empty transaction
@@ -30,6 +31,23 @@ func (g *Genesis) Validate() error {
 	if g.Validators == nil {
 		return errors.New("chain: genesis has no validator set")
 	}
+	return nil
+}
+
+// UnmarshalCBOR decodes g and rejects a chain id that is not valid UTF-8.
+// The decoder accepts a CBOR byte string for a string field (peer ids need
+// it), so without this check a chain id could decode to a value whose own
+// encoding, a text string, no longer decodes.
+func (g *Genesis) UnmarshalCBOR(data []byte) error {
+	type wire Genesis // the same fields without this method
+	var w wire
+	if err := decMode.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	if !utf8.ValidString(w.ChainID) {
+		return errors.New("chain: genesis chain id is not valid UTF-8")
+	}
+	*g = Genesis(w)
 	return nil
 }
 

@@ -248,7 +248,8 @@ func (v *Verifier) checkVoteData(vd *VoteData, li *LedgerInfo) error {
 }
 
 // VerifyLedgerInfo checks that more than two thirds of the voting power
-// signed li.
+// signed li, a ledger info that commits a block (its commit info's epoch
+// must be the validator set's).
 func (v *Verifier) VerifyLedgerInfo(li *LedgerInfoWithSignatures) error {
 	if err := v.checkEpoch(li.LedgerInfo.CommitInfo.Epoch); err != nil {
 		return err
