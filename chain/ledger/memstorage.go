@@ -1,0 +1,193 @@
+package ledger
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/transparency-dev/merkle/compact"
+
+	"github.com/p2pnode/p2pnode/chain"
+)
+
+// ErrInvalidBatch is returned by [MemStorage.Commit] for a batch that does
+// not extend the stored ledger consistently.
+var ErrInvalidBatch = errors.New("ledger: invalid batch")
+
+// ErrNotStored is returned by [MemStorage] for transactions or nodes it does
+// not hold.
+var ErrNotStored = errors.New("ledger: not stored")
+
+// MemStorage is a [Storage] in memory, for tests and in-process benchmarks.
+// It copies what it is given and what it returns, and applies a Batch
+// atomically: it validates the whole batch first, then applies it. The zero
+// value is an empty storage. It is safe for concurrent use.
+type MemStorage struct {
+	mu       sync.RWMutex
+	txs      [][]byte
+	levels   [][]chain.Hash // levels[l][i] is the hash of node (l, i)
+	state    map[string][]byte
+	frontier []chain.Hash
+	li       *chain.LedgerInfoWithSignatures
+}
+
+// NewMemStorage returns an empty MemStorage.
+func NewMemStorage() *MemStorage { return &MemStorage{} }
+
+// Committed implements [Storage].
+func (m *MemStorage) Committed() (Committed, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return Committed{
+		Version:    uint64(len(m.txs)),
+		Frontier:   slices.Clone(m.frontier),
+		LedgerInfo: cloneLedgerInfo(m.li),
+	}, nil
+}
+
+// Txs implements [Storage].
+func (m *MemStorage) Txs(start, n uint64) ([][]byte, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if have := uint64(len(m.txs)); start > have || n > have-start {
+		return nil, fmt.Errorf("%w: transactions [%d, +%d) of %d", ErrNotStored, start, n, have)
+	}
+	return cloneTxs(m.txs[start : start+n]), nil
+}
+
+// Nodes implements [Storage].
+func (m *MemStorage) Nodes(ids []compact.NodeID) ([]chain.Hash, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]chain.Hash, len(ids))
+	for i, id := range ids {
+		if id.Level >= uint(len(m.levels)) || id.Index >= uint64(len(m.levels[id.Level])) {
+			return nil, fmt.Errorf("%w: node (%d, %d)", ErrNotStored, id.Level, id.Index)
+		}
+		out[i] = m.levels[id.Level][id.Index]
+	}
+	return out, nil
+}
+
+// Get implements [Storage].
+func (m *MemStorage) Get(key []byte) ([]byte, bool, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	v, ok := m.state[string(key)]
+	return bytes.Clone(v), ok, nil
+}
+
+// Commit implements [Storage]. It fails with ErrInvalidBatch, changing
+// nothing, if b does not start at the stored version, holds a transaction of
+// an invalid size, a frontier of the wrong size, a node not covered by the
+// ledger after b, out of order or in conflict with a stored one, an empty
+// key, or a ledger info past the ledger after b.
+func (m *MemStorage) Commit(b *Batch) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(b); err != nil {
+		return err
+	}
+	m.txs = append(m.txs, cloneTxs(b.Txs)...)
+	for _, n := range b.Nodes {
+		for uint(len(m.levels)) <= n.ID.Level {
+			m.levels = append(m.levels, nil)
+		}
+		lv := m.levels[n.ID.Level]
+		if n.ID.Index == uint64(len(lv)) {
+			m.levels[n.ID.Level] = append(lv, n.Hash)
+		}
+	}
+	if len(b.Writes) > 0 && m.state == nil {
+		m.state = make(map[string][]byte, len(b.Writes))
+	}
+	for _, w := range b.Writes {
+		m.state[string(w.Key)] = bytes.Clone(w.Value)
+	}
+	m.frontier = slices.Clone(b.Frontier)
+	if b.LedgerInfo != nil {
+		m.li = cloneLedgerInfo(b.LedgerInfo)
+	}
+	return nil
+}
+
+// check validates b against the stored ledger; m.mu is held.
+func (m *MemStorage) check(b *Batch) error {
+	if b == nil {
+		return fmt.Errorf("%w: nil", ErrInvalidBatch)
+	}
+	version := uint64(len(m.txs))
+	if b.StartVersion != version {
+		return fmt.Errorf("%w: starts at %d, stored version %d", ErrInvalidBatch, b.StartVersion, version)
+	}
+	for i, tx := range b.Txs {
+		if len(tx) == 0 || len(tx) > chain.MaxTxSize {
+			return fmt.Errorf("%w: transaction %d has %d bytes", ErrInvalidBatch, i, len(tx))
+		}
+	}
+	end := version + uint64(len(b.Txs))
+	if n := compact.RangeSize(0, end); len(b.Frontier) != n {
+		return fmt.Errorf("%w: frontier has %d hashes, want %d", ErrInvalidBatch, len(b.Frontier), n)
+	}
+	var stored, next [64]uint64 // per level: stored nodes, and with the batch's
+	for l := range next {
+		if l < len(m.levels) {
+			stored[l] = uint64(len(m.levels[l]))
+		}
+		next[l] = stored[l]
+	}
+	for _, n := range b.Nodes {
+		l, i := n.ID.Level, n.ID.Index
+		if l >= 64 || i >= end>>l {
+			return fmt.Errorf("%w: node (%d, %d) not within version %d", ErrInvalidBatch, l, i, end)
+		}
+		switch {
+		case i == next[l]:
+			next[l]++
+		case i > next[l]:
+			return fmt.Errorf("%w: node (%d, %d) leaves a gap", ErrInvalidBatch, l, i)
+		case i >= stored[l]:
+			return fmt.Errorf("%w: node (%d, %d) twice", ErrInvalidBatch, l, i)
+		case m.levels[l][i] != n.Hash:
+			return fmt.Errorf("%w: node (%d, %d) conflicts with the stored one", ErrInvalidBatch, l, i)
+		}
+	}
+	for _, w := range b.Writes {
+		if len(w.Key) == 0 {
+			return fmt.Errorf("%w: empty key", ErrInvalidBatch)
+		}
+	}
+	if b.LedgerInfo != nil && b.LedgerInfo.LedgerInfo.CommitInfo.Version > end {
+		return fmt.Errorf("%w: ledger info at version %d, ledger at %d", ErrInvalidBatch, b.LedgerInfo.LedgerInfo.CommitInfo.Version, end)
+	}
+	return nil
+}
+
+// cloneTxs copies txs into one allocation.
+func cloneTxs(txs [][]byte) [][]byte {
+	size := 0
+	for _, tx := range txs {
+		size += len(tx)
+	}
+	arena := make([]byte, 0, size)
+	out := make([][]byte, len(txs))
+	for i, tx := range txs {
+		arena = append(arena, tx...)
+		out[i] = arena[len(arena)-len(tx) : len(arena) : len(arena)]
+	}
+	return out
+}
+
+func cloneLedgerInfo(li *chain.LedgerInfoWithSignatures) *chain.LedgerInfoWithSignatures {
+	if li == nil {
+		return nil
+	}
+	c := *li
+	c.Signatures = slices.Clone(li.Signatures)
+	for i := range c.Signatures {
+		c.Signatures[i].Sig = bytes.Clone(c.Signatures[i].Sig)
+	}
+	return &c
+}
