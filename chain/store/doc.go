@@ -1,0 +1,96 @@
+// Package store is the durable state of a node: the blocks and quorum
+// certificates of its block tree, its consensus safety data and its committed
+// ledger (transactions, accumulator nodes, key/value state), in one bbolt
+// file. It implements [ledger.Storage] for the ledger and gives consensus
+// and the syncer, at start-up, the [RecoveryData] to rebuild the block tree
+// from.
+//
+// Every value is the canonical CBOR encoding of chain/ (chain.Encode), and
+// is decoded with chain.Decode under a size limit, so a damaged file gives
+// an error wrapping [ErrCorrupt] that says what is wrong, never a panic.
+// bbolt's fsync stays on: when a write method returns nil its transaction is
+// on disk, and a process killed at any instant reopens either before or after
+// each transaction, never in between.
+//
+// # Layout
+//
+// Top-level buckets and keys (ids are 32-byte hashes, versions 8-byte
+// big-endian integers, so keys sort in version order):
+//
+//	meta     "schema"       uint64 SchemaVersion
+//	         "chain_id"     string, the genesis' chain id
+//	         "genesis_hash" chain.Hash of the genesis
+//	blocks   block id                    -> chain.Block
+//	qcs      certified block id          -> chain.QuorumCert
+//	commits  committed block id          -> chain.Hash: the certified block id
+//	                                        of a stored QC committing it
+//	safety   "safety"                    -> SafetyData
+//	ledger   "committed"                 -> [version, frontier, ledger info]
+//	txs      version                     -> transaction (byte string)
+//	nodes    level byte | index (8 B)    -> chain.Hash of accumulator node
+//	state    key                         -> value (byte string)
+//
+// # Transactions
+//
+// Each of these is exactly one atomic bbolt transaction:
+//
+//   - Open of a new file: every bucket, the meta keys, the genesis block and
+//     the genesis QC (which certifies and commits the genesis block).
+//   - SaveTree: blocks, QCs and commit index entries. A QC must certify a block
+//     stored or saved with it.
+//   - PruneTree: the blocks, the QCs certifying them and the commit index
+//     entries of them or pointing at their QCs.
+//   - SaveSafetyData.
+//   - Commit: the version check, the transactions, the nodes, the state
+//     writes, and the new version, frontier and ledger info.
+//
+// Recover and the other readers run in one read transaction each and never
+// block writers.
+//
+// # Recovery rules
+//
+// Recover derives, from the durable ledger and the stored tree:
+//
+//  1. Root: the block whose id is the ledger's committed
+//     LedgerInfo.CommitInfo.ID (the genesis block while the ledger has no
+//     ledger info). Root.QC is the stored QC certifying it, and its certified
+//     BlockInfo must equal the ledger's commit info exactly; Root.LedgerInfo
+//     is the stored QC committing it (the genesis QC for genesis). When the
+//     ledger's version is the commit info's version, the root of its frontier
+//     must be the commit info's executed state id. Anything missing or
+//     different is ErrCorrupt, e.g. "store: corrupt: root block 1a2b3c4d
+//     (ledger commit at version 300, round 12) is missing".
+//  2. Blocks and QCs: every stored block descending from the root (found
+//     through a children index, in O(n)), sorted by round so parents come
+//     before children, and the stored QCs certifying them.
+//  3. SyncTarget: the persisted 3-chain of an interrupted fast-forward. Among
+//     the stored commit certificates C2 whose 3-chain B0 ← B1 ← B2 (B2
+//     certified by C2, B0 committed by it) and QCs C0, C1 certifying B0 and B1
+//     are all stored, that commit a round above the root's and a version not
+//     below the ledger's, and whose B0 does not descend from the root (a
+//     descendant is reached by executing the tree instead), take the one of
+//     the highest committed round. While the ledger is mid-sync (its version
+//     is past its ledger info's) the descent condition is dropped: the
+//     applied chunks must be completed toward a stored 3-chain. The caller
+//     resumes state sync toward C2 from the ledger's current version, keeping
+//     the chunks already applied, and then rebuilds its tree with root
+//     (B0, C0, C2). A ledger that is mid-sync with
+//     no such 3-chain is ErrCorrupt.
+//  4. Stale: every other stored block (ancestors of the root, other
+//     branches). They are safe to PruneTree.
+//
+// A QC whose certified block is missing, a block or QC stored under the wrong
+// key, an undecodable value, a commit index entry whose QC does not commit its
+// key, or a ledger whose frontier does not have one hash per 1 bit of its
+// version are all ErrCorrupt.
+//
+// The usage at start-up:
+//
+//	st, err := store.Open(path, genesis)
+//	rd, err := st.Recover()
+//	if rd.SyncTarget != nil {
+//		// state-sync toward rd.SyncTarget.QCs[2], then SaveTree/PruneTree
+//	}
+//	err = st.PruneTree(rd.Stale)
+//	// rebuild the block tree from rd.Root, rd.Blocks, rd.QCs; load rd.Safety
+package store

@@ -1,0 +1,172 @@
+package store_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/transparency-dev/merkle/compact"
+
+	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/chaintest"
+	"github.com/p2pnode/p2pnode/chain/ledger"
+	"github.com/p2pnode/p2pnode/chain/store"
+)
+
+// ledgerSim builds the batches a ledger would commit, by hand, so the tests
+// do not depend on the ledger package. It is a reference model of the
+// durable ledger: every transaction, the last value of each key and every
+// accumulator node.
+type ledgerSim struct {
+	acc   *chain.Accumulator
+	txs   [][]byte
+	state map[string][]byte
+	nodes map[compact.NodeID]chain.Hash
+	li    *chain.LedgerInfoWithSignatures
+}
+
+func newLedgerSim() *ledgerSim {
+	return &ledgerSim{acc: chain.NewAccumulator(), state: map[string][]byte{}, nodes: map[compact.NodeID]chain.Hash{}}
+}
+
+// batch returns the batch appending txs (and committing li if not nil) to
+// the model, without changing the model.
+func (m *ledgerSim) batch(txs [][]byte, li *chain.LedgerInfoWithSignatures) *ledger.Batch {
+	acc := m.acc.Clone()
+	b := &ledger.Batch{StartVersion: acc.Size(), Txs: txs, LedgerInfo: li}
+	idx := map[string]int{}
+	for _, tx := range txs {
+		acc.AppendLeaf(chain.TxLeafHash(tx), func(id compact.NodeID, h chain.Hash) {
+			b.Nodes = append(b.Nodes, ledger.Node{ID: id, Hash: h})
+		})
+		if k, v, err := chain.DecodeKV(tx); err == nil {
+			if i, ok := idx[string(k)]; ok {
+				b.Writes[i].Value = v
+			} else {
+				idx[string(k)] = len(b.Writes)
+				b.Writes = append(b.Writes, ledger.KV{Key: k, Value: v})
+			}
+		}
+	}
+	b.Frontier = acc.Frontier()
+	return b
+}
+
+// apply records b in the model; call it once the store committed b.
+func (m *ledgerSim) apply(b *ledger.Batch) {
+	for _, tx := range b.Txs {
+		m.acc.Append(tx)
+	}
+	m.txs = append(m.txs, b.Txs...)
+	for _, n := range b.Nodes {
+		m.nodes[n.ID] = n.Hash
+	}
+	for _, w := range b.Writes {
+		m.state[string(w.Key)] = w.Value
+	}
+	if b.LedgerInfo != nil {
+		m.li = b.LedgerInfo
+	}
+}
+
+// commit commits txs (and li) to st and records them in the model.
+func (m *ledgerSim) commit(t testing.TB, st ledger.Storage, txs [][]byte, li *chain.LedgerInfoWithSignatures) {
+	t.Helper()
+	b := m.batch(txs, li)
+	if err := st.Commit(b); err != nil {
+		t.Fatalf("Commit(start %d, %d txs): %v", b.StartVersion, len(b.Txs), err)
+	}
+	m.apply(b)
+}
+
+// clone returns an independent copy of m.
+func (m *ledgerSim) clone() *ledgerSim {
+	c := &ledgerSim{acc: m.acc.Clone(), txs: append([][]byte(nil), m.txs...), state: map[string][]byte{},
+		nodes: map[compact.NodeID]chain.Hash{}, li: m.li}
+	for k, v := range m.state {
+		c.state[k] = v
+	}
+	for k, v := range m.nodes {
+		c.nodes[k] = v
+	}
+	return c
+}
+
+// checkLedger checks that st holds exactly the ledger m models.
+func checkLedger(t testing.TB, st *store.Store, m *ledgerSim) {
+	t.Helper()
+	c, err := st.Committed()
+	if err != nil {
+		t.Fatalf("Committed: %v", err)
+	}
+	if c.Version != uint64(len(m.txs)) {
+		t.Fatalf("Committed().Version = %d, want %d", c.Version, len(m.txs))
+	}
+	acc, err := chain.AccumulatorFromFrontier(c.Version, c.Frontier)
+	if err != nil {
+		t.Fatalf("frontier: %v", err)
+	}
+	if acc.Root() != m.acc.Root() {
+		t.Fatalf("frontier root %s, want %s", acc.Root().Short(), m.acc.Root().Short())
+	}
+	if (c.LedgerInfo == nil) != (m.li == nil) || c.LedgerInfo != nil && c.LedgerInfo.LedgerInfo != m.li.LedgerInfo {
+		t.Fatalf("ledger info %v, want %v", c.LedgerInfo, m.li)
+	}
+	txs, err := st.Txs(0, c.Version)
+	if err != nil {
+		t.Fatalf("Txs(0, %d): %v", c.Version, err)
+	}
+	for i := range txs {
+		if string(txs[i]) != string(m.txs[i]) {
+			t.Fatalf("tx %d differs", i)
+		}
+	}
+	for k, want := range m.state {
+		got, ok, err := st.Get([]byte(k))
+		if err != nil || !ok || string(got) != string(want) {
+			t.Fatalf("Get(%x) = %x, %v, %v; want %x", k, got, ok, err, want)
+		}
+	}
+	ids := make([]compact.NodeID, 0, len(m.nodes))
+	for id := range m.nodes {
+		ids = append(ids, id)
+	}
+	hs, err := st.Nodes(ids)
+	if err != nil {
+		t.Fatalf("Nodes: %v", err)
+	}
+	for i, id := range ids {
+		if hs[i] != m.nodes[id] {
+			t.Fatalf("node %v = %s, want %s", id, hs[i].Short(), m.nodes[id].Short())
+		}
+	}
+}
+
+// fixture is a chain of validators with a builder.
+type fixture struct {
+	v *chaintest.Validators
+	b *chaintest.Builder
+}
+
+func newFixture(seed uint64, txsPerBlock int) fixture {
+	v := chaintest.NewValidators(seed, 4)
+	return fixture{v: v, b: chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: txsPerBlock, TxSize: 24, Seed: seed})}
+}
+
+func openStore(t testing.TB, path string, g *chain.Genesis) *store.Store {
+	t.Helper()
+	st, err := store.Open(path, g)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return st
+}
+
+func tempPath(t testing.TB) string { return filepath.Join(t.TempDir(), "node.db") }
+
+func txsOf(nodes []*chaintest.Node) [][]byte {
+	var out [][]byte
+	for _, n := range nodes {
+		out = append(out, n.Block.Payload()...)
+	}
+	return out
+}

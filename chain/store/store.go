@@ -1,0 +1,275 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/ledger"
+)
+
+// SchemaVersion is the layout version this build writes and reads. A file of
+// another version is refused with [ErrSchema].
+const SchemaVersion uint64 = 1
+
+// openTimeout bounds how long Open waits for the file lock held by another
+// open of the same file.
+const openTimeout = time.Second
+
+// Size limits of stored values, checked before decoding.
+const (
+	maxQCSize        = 1 << 20
+	maxSafetySize    = 1 << 20
+	maxCommittedSize = 1 << 20
+	maxTxValueSize   = chain.MaxTxSize + 16
+	maxHashSize      = chain.HashSize + 2
+	maxMetaSize      = 1 << 10
+)
+
+var (
+	// ErrSchema is returned by Open for a file written with another schema
+	// version.
+	ErrSchema = errors.New("store: unsupported schema")
+	// ErrWrongChain is returned by Open for a file of another chain.
+	ErrWrongChain = errors.New("store: wrong chain")
+	// ErrLocked is returned by Open when the file is already open, in this
+	// process or another.
+	ErrLocked = errors.New("store: file is in use")
+	// ErrClosed is returned by every method of a closed Store.
+	ErrClosed = errors.New("store: closed")
+	// ErrCorrupt is returned when stored data is missing, undecodable or
+	// inconsistent; the wrapping error says what.
+	ErrCorrupt = errors.New("store: corrupt")
+	// ErrNotAvailable is returned by Txs and Nodes for data the ledger has
+	// not committed.
+	ErrNotAvailable = errors.New("store: not available")
+	// ErrInvalid is returned for an argument the store refuses to write:
+	// nothing is written.
+	ErrInvalid = errors.New("store: invalid argument")
+	// ErrVersionMismatch is the reason of a [*VersionError].
+	ErrVersionMismatch = errors.New("store: batch does not start at the committed version")
+)
+
+// VersionError is returned by Commit for a batch whose StartVersion is not
+// the committed version. errors.Is(err, ErrVersionMismatch) holds for it.
+type VersionError struct {
+	// Committed is the committed version of the store.
+	Committed uint64
+	// Start is the batch's StartVersion.
+	Start uint64
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("store: batch starts at version %d, ledger is at version %d", e.Start, e.Committed)
+}
+
+// Unwrap returns [ErrVersionMismatch].
+func (e *VersionError) Unwrap() error { return ErrVersionMismatch }
+
+// Bucket names and fixed keys; see the package documentation.
+var (
+	bucketMeta    = []byte("meta")
+	bucketBlocks  = []byte("blocks")
+	bucketQCs     = []byte("qcs")
+	bucketCommits = []byte("commits")
+	bucketSafety  = []byte("safety")
+	bucketLedger  = []byte("ledger")
+	bucketTxs     = []byte("txs")
+	bucketNodes   = []byte("nodes")
+	bucketState   = []byte("state")
+
+	allBuckets = [][]byte{bucketMeta, bucketBlocks, bucketQCs, bucketCommits,
+		bucketSafety, bucketLedger, bucketTxs, bucketNodes, bucketState}
+
+	keySchema      = []byte("schema")
+	keyChainID     = []byte("chain_id")
+	keyGenesisHash = []byte("genesis_hash")
+	keySafety      = []byte("safety")
+	keyCommitted   = []byte("committed")
+)
+
+// Store is the durable state of a node: blocks and quorum certificates of
+// the block tree, consensus safety data and the committed ledger, in one
+// bbolt file. Every write method is one atomic, fsynced bbolt transaction.
+// A Store is safe for concurrent use: readers never block on writers, and
+// writers run one at a time.
+type Store struct {
+	db        *bolt.DB
+	genesisID chain.Hash
+	genesisQC chain.QuorumCert
+}
+
+var _ ledger.Storage = (*Store)(nil)
+
+// Open opens the store file at path for the chain g, creating it if it does
+// not exist. A new file gets, in one transaction, the schema version, the
+// chain id, the genesis hash, the genesis block and the genesis QC. An
+// existing file must have schema [SchemaVersion] ([ErrSchema] otherwise) and
+// belong to g ([ErrWrongChain] otherwise). A file already open fails after
+// about a second with [ErrLocked].
+func Open(path string, g *chain.Genesis) (*Store, error) {
+	if g == nil {
+		return nil, fmt.Errorf("%w: nil genesis", ErrInvalid)
+	}
+	if err := g.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: openTimeout})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("%w: %s is locked by another open (this process or another) after %v", ErrLocked, path, openTimeout)
+		}
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &Store{db: db, genesisQC: g.QC()}
+	s.genesisID = s.genesisQC.CertifiedBlock().ID
+	fresh := false
+	err = db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil {
+			fresh = true
+			return checkEmpty(tx)
+		}
+		return checkMeta(tx, g)
+	})
+	if err == nil && fresh {
+		err = db.Update(func(tx *bolt.Tx) error { return initialize(tx, g) })
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("%w (file %s)", err, path)
+	}
+	return s, nil
+}
+
+// checkEmpty refuses a file that has buckets but no meta bucket.
+func checkEmpty(tx *bolt.Tx) error {
+	return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		return fmt.Errorf("%w: bucket %q exists but the meta bucket does not", ErrCorrupt, name)
+	})
+}
+
+func checkMeta(tx *bolt.Tx, g *chain.Genesis) error {
+	var schema uint64
+	if err := getValue(tx, bucketMeta, keySchema, maxMetaSize, &schema); err != nil {
+		return err
+	}
+	if schema != SchemaVersion {
+		return fmt.Errorf("%w: schema version %d, this build reads %d", ErrSchema, schema, SchemaVersion)
+	}
+	var id string
+	var gh chain.Hash
+	if err := getValue(tx, bucketMeta, keyChainID, maxMetaSize, &id); err != nil {
+		return err
+	}
+	if err := getValue(tx, bucketMeta, keyGenesisHash, maxHashSize, &gh); err != nil {
+		return err
+	}
+	if want := g.Hash(); id != g.ChainID || gh != want {
+		return fmt.Errorf("%w: file holds chain %q with genesis %s, opened for chain %q with genesis %s",
+			ErrWrongChain, id, gh, g.ChainID, want)
+	}
+	for _, name := range allBuckets {
+		if tx.Bucket(name) == nil {
+			return fmt.Errorf("%w: bucket %q is missing", ErrCorrupt, name)
+		}
+	}
+	return nil
+}
+
+func initialize(tx *bolt.Tx, g *chain.Genesis) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucket(name); err != nil {
+			return fmt.Errorf("store: create bucket %q: %w", name, err)
+		}
+	}
+	gh := g.Hash()
+	if err := putValue(tx, bucketMeta, keySchema, SchemaVersion); err != nil {
+		return err
+	}
+	if err := putValue(tx, bucketMeta, keyChainID, g.ChainID); err != nil {
+		return err
+	}
+	if err := putValue(tx, bucketMeta, keyGenesisHash, gh); err != nil {
+		return err
+	}
+	return saveTree(tx, []*chain.Block{g.Block()}, []chain.QuorumCert{g.QC()})
+}
+
+// Close closes the file. Methods called after Close return [ErrClosed].
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// view and update run fn in a read-only or read-write bbolt transaction,
+// translating a closed database into ErrClosed.
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	return closedErr(s.db.View(fn))
+}
+
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	return closedErr(s.db.Update(fn))
+}
+
+func closedErr(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}
+
+// putValue stores the canonical CBOR encoding of v under key in bucket name.
+func putValue(tx *bolt.Tx, name, key []byte, v any) error {
+	enc, err := chain.Encode(v)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := tx.Bucket(name).Put(key, enc); err != nil {
+		return fmt.Errorf("store: put %s key %s: %w", name, keyString(key), err)
+	}
+	return nil
+}
+
+// getValue decodes the value under key in bucket name into v; a missing or
+// undecodable value is ErrCorrupt.
+func getValue(tx *bolt.Tx, name, key []byte, maxSize int, v any) error {
+	raw := tx.Bucket(name).Get(key)
+	if raw == nil {
+		return fmt.Errorf("%w: %s key %q is missing", ErrCorrupt, name, key)
+	}
+	return decodeValue(name, key, raw, maxSize, v)
+}
+
+// decodeValue decodes raw, the value under key in bucket name, into v; an
+// undecodable value is ErrCorrupt.
+func decodeValue(name, key, raw []byte, maxSize int, v any) error {
+	if err := chain.Decode(raw, maxSize, v); err != nil {
+		return fmt.Errorf("%w: %s key %s: %w", ErrCorrupt, name, keyString(key), err)
+	}
+	return nil
+}
+
+// versionKey is the key of a transaction: its version, 8 bytes big-endian.
+func versionKey(v uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), v)
+}
+
+// keyString formats a key for error messages: quoted if it is a fixed name,
+// hex otherwise.
+func keyString(key []byte) string {
+	for _, c := range key {
+		if c < 'a' || c > 'z' {
+			if c != '_' {
+				return fmt.Sprintf("%x", key)
+			}
+		}
+	}
+	return fmt.Sprintf("%q", key)
+}
