@@ -266,6 +266,10 @@ func (l *Ledger) Commit(blocks []*chain.Block, li *chain.LedgerInfoWithSignature
 		batch.Nodes = append(batch.Nodes, r.nodes...)
 	}
 	batch.Writes = stateWrites(batch.Txs)
+	batch.Blocks = make([]CommittedBlock, len(blocks))
+	for i, b := range blocks {
+		batch.Blocks[i] = CommittedBlock{Block: b, Info: path[i].info}
+	}
 	if err := l.st.Commit(batch); err != nil {
 		return fmt.Errorf("ledger: commit: %w", err)
 	}
@@ -317,4 +321,14 @@ func stateWrites(txs [][]byte) []KV {
 		out = append(out, w.KV)
 	}
 	return out
+}
+
+// Block returns the committed block id from the archive.
+func (l *Ledger) Block(id chain.Hash) (*CommittedBlock, bool, error) { return l.st.Block(id) }
+
+// BlocksFrom returns up to limit committed blocks of round fromRound or
+// above, in round order, from the archive. A node that state-synced has no
+// blocks below the round it synced to.
+func (l *Ledger) BlocksFrom(fromRound uint64, limit int) ([]CommittedBlock, error) {
+	return l.st.BlocksFrom(fromRound, limit)
 }

@@ -31,6 +31,9 @@ type MemStorage struct {
 	state    map[string][]byte
 	frontier []chain.Hash
 	li       *chain.LedgerInfoWithSignatures
+	blocks   map[chain.Hash]CommittedBlock
+	rounds   []uint64     // rounds of the archived blocks, ascending
+	byRound  []chain.Hash // ids of the archived blocks, in the order of rounds
 }
 
 // NewMemStorage returns an empty MemStorage.
@@ -106,6 +109,14 @@ func (m *MemStorage) Commit(b *Batch) error {
 	for _, w := range b.Writes {
 		m.state[string(w.Key)] = bytes.Clone(w.Value)
 	}
+	for _, cb := range b.Blocks {
+		if m.blocks == nil {
+			m.blocks = make(map[chain.Hash]CommittedBlock)
+		}
+		m.blocks[cb.Block.ID] = cb
+		m.rounds = append(m.rounds, cb.Block.Round())
+		m.byRound = append(m.byRound, cb.Block.ID)
+	}
 	m.frontier = slices.Clone(b.Frontier)
 	if b.LedgerInfo != nil {
 		m.li = cloneLedgerInfo(b.LedgerInfo)
@@ -159,6 +170,16 @@ func (m *MemStorage) check(b *Batch) error {
 			return fmt.Errorf("%w: empty key", ErrInvalidBatch)
 		}
 	}
+	last := uint64(0)
+	if n := len(m.rounds); n > 0 {
+		last = m.rounds[n-1]
+	}
+	for i, cb := range b.Blocks {
+		if cb.Block == nil || cb.Block.Round() <= last || cb.Info.ID != cb.Block.ID || cb.Info.Version > end {
+			return fmt.Errorf("%w: archived block %d is nil, out of round order or past the batch", ErrInvalidBatch, i)
+		}
+		last = cb.Block.Round()
+	}
 	if b.LedgerInfo != nil && b.LedgerInfo.LedgerInfo.CommitInfo.Version > end {
 		return fmt.Errorf("%w: ledger info at version %d, ledger at %d", ErrInvalidBatch, b.LedgerInfo.LedgerInfo.CommitInfo.Version, end)
 	}
@@ -190,4 +211,28 @@ func cloneLedgerInfo(li *chain.LedgerInfoWithSignatures) *chain.LedgerInfoWithSi
 		c.Signatures[i].Sig = bytes.Clone(c.Signatures[i].Sig)
 	}
 	return &c
+}
+
+// Block implements [Storage]. The block is shared, not copied: blocks are
+// immutable once committed.
+func (m *MemStorage) Block(id chain.Hash) (*CommittedBlock, bool, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	cb, ok := m.blocks[id]
+	if !ok {
+		return nil, false, nil
+	}
+	return &cb, true, nil
+}
+
+// BlocksFrom implements [Storage].
+func (m *MemStorage) BlocksFrom(fromRound uint64, limit int) ([]CommittedBlock, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	i, _ := slices.BinarySearch(m.rounds, fromRound)
+	var out []CommittedBlock
+	for ; i < len(m.byRound) && len(out) < limit; i++ {
+		out = append(out, m.blocks[m.byRound[i]])
+	}
+	return out, nil
 }

@@ -23,6 +23,20 @@ type Storage interface {
 	Get(key []byte) ([]byte, bool, error)
 	// Commit durably applies b: all of it, or nothing if it returns an error.
 	Commit(b *Batch) error
+	// Block returns an archived committed block by id.
+	Block(id chain.Hash) (*CommittedBlock, bool, error)
+	// BlocksFrom returns up to limit archived committed blocks of round
+	// fromRound or above, in round order.
+	BlocksFrom(fromRound uint64, limit int) ([]CommittedBlock, error)
+}
+
+// CommittedBlock is a committed block with its executed info, as archived
+// by the ledger's storage so that the node can serve committed blocks to
+// peers that catch up block by block and list its committed chain.
+type CommittedBlock struct {
+	_     struct{} `cbor:",toarray"`
+	Block *chain.Block
+	Info  chain.BlockInfo
 }
 
 // Committed summarises a durable ledger.
@@ -63,4 +77,7 @@ type Batch struct {
 	Frontier []chain.Hash
 	// LedgerInfo, if not nil, becomes the committed ledger info.
 	LedgerInfo *chain.LedgerInfoWithSignatures
+	// Blocks are the committed blocks whose transactions Txs are, oldest
+	// first, to archive (none for a state-sync chunk).
+	Blocks []CommittedBlock
 }

@@ -75,25 +75,32 @@ func (s *Store) Txs(start, n uint64) ([][]byte, error) {
 			return fmt.Errorf("%w: transactions [%d, %d+%d) asked, ledger is at version %d",
 				ErrNotAvailable, start, start, n, c.Version)
 		}
-		out = make([][]byte, 0, n)
-		cur := tx.Bucket(bucketTxs).Cursor()
-		k, v := cur.Seek(versionKey(start))
-		for i := range n {
-			want := start + i
-			if k == nil || len(k) != 8 || binary.BigEndian.Uint64(k) != want {
-				return fmt.Errorf("%w: transaction %d of a ledger at version %d is missing", ErrCorrupt, want, c.Version)
-			}
-			var t []byte
-			if err := decodeValue(bucketTxs, k, v, maxTxValueSize, &t); err != nil {
-				return err
-			}
-			out = append(out, t)
-			k, v = cur.Next()
-		}
-		return nil
+		out, err = readTxs(tx, start, n)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// readTxs reads the transactions of versions [start, start+n), which the
+// caller checked are committed.
+func readTxs(tx *bolt.Tx, start, n uint64) ([][]byte, error) {
+	out := make([][]byte, 0, n)
+	cur := tx.Bucket(bucketTxs).Cursor()
+	k, v := cur.Seek(versionKey(start))
+	for i := range n {
+		want := start + i
+		if k == nil || len(k) != 8 || binary.BigEndian.Uint64(k) != want {
+			return nil, fmt.Errorf("%w: transaction %d is missing", ErrCorrupt, want)
+		}
+		var t []byte
+		if err := decodeValue(bucketTxs, k, v, maxTxValueSize, &t); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+		k, v = cur.Next()
 	}
 	return out, nil
 }
@@ -224,10 +231,106 @@ func (s *Store) Commit(b *ledger.Batch) error {
 				return err
 			}
 		}
+		if err := archive(tx, b.Blocks, end); err != nil {
+			return err
+		}
 		rec := committedRecord{Version: end, Frontier: b.Frontier, LedgerInfo: cur.LedgerInfo}
 		if b.LedgerInfo != nil {
 			rec.LedgerInfo = b.LedgerInfo
 		}
 		return putValue(tx, bucketLedger, keyCommitted, &rec)
 	})
+}
+
+// archivedBlock is a committed block as the archive bucket keeps it: without
+// its payload, which is the TxCount transactions that end at Info.Version in
+// the txs bucket.
+type archivedBlock struct {
+	_       struct{} `cbor:",toarray"`
+	Header  *chain.Block
+	Info    chain.BlockInfo
+	TxCount uint64
+}
+
+// archive stores committed blocks under their id, without their payload,
+// and indexes them by round.
+func archive(tx *bolt.Tx, blocks []ledger.CommittedBlock, end uint64) error {
+	rounds := tx.Bucket(bucketRounds)
+	rounds.FillPercent = appendFillPercent
+	for i, cb := range blocks {
+		if cb.Block == nil || cb.Block.IsGenesis() || cb.Info.ID != cb.Block.ID || cb.Info.Version > end ||
+			uint64(len(cb.Block.Payload())) > cb.Info.Version {
+			return fmt.Errorf("%w: archived block %d does not match its info or the batch", ErrInvalid, i)
+		}
+		header := *cb.Block
+		header.Data.Payload = nil
+		rec := archivedBlock{Header: &header, Info: cb.Info, TxCount: uint64(len(cb.Block.Payload()))}
+		if err := putValue(tx, bucketArchive, cb.Block.ID[:], &rec); err != nil {
+			return err
+		}
+		id := cb.Block.ID
+		if err := rounds.Put(versionKey(cb.Block.Round()), id[:]); err != nil {
+			return fmt.Errorf("store: index round %d: %w", cb.Block.Round(), err)
+		}
+	}
+	return nil
+}
+
+// Block returns the archived committed block id with its payload restored
+// from the transactions. Safe for concurrent use.
+func (s *Store) Block(id chain.Hash) (*ledger.CommittedBlock, bool, error) {
+	var out *ledger.CommittedBlock
+	err := s.view(func(tx *bolt.Tx) error {
+		cb, err := readArchived(tx, id)
+		out = cb
+		return err
+	})
+	return out, out != nil, err
+}
+
+// BlocksFrom returns up to limit archived committed blocks of round
+// fromRound or above, in round order. Safe for concurrent use.
+func (s *Store) BlocksFrom(fromRound uint64, limit int) ([]ledger.CommittedBlock, error) {
+	var out []ledger.CommittedBlock
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRounds).Cursor()
+		for k, v := c.Seek(versionKey(fromRound)); k != nil && len(out) < limit; k, v = c.Next() {
+			if len(v) != chain.HashSize {
+				return fmt.Errorf("%w: round index entry of %d bytes", ErrCorrupt, len(v))
+			}
+			cb, err := readArchived(tx, chain.Hash(v))
+			if err != nil {
+				return err
+			}
+			if cb == nil {
+				return fmt.Errorf("%w: round index names block %x, which is not archived", ErrCorrupt, v[:4])
+			}
+			out = append(out, *cb)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func readArchived(tx *bolt.Tx, id chain.Hash) (*ledger.CommittedBlock, error) {
+	raw := tx.Bucket(bucketArchive).Get(id[:])
+	if raw == nil {
+		return nil, nil
+	}
+	var rec archivedBlock
+	if err := decodeValue(bucketArchive, id[:], raw, chain.MaxEncodedBlockSize, &rec); err != nil {
+		return nil, err
+	}
+	if rec.Header == nil || rec.TxCount > rec.Info.Version {
+		return nil, fmt.Errorf("%w: archived block %s is malformed", ErrCorrupt, id.Short())
+	}
+	b := *rec.Header
+	if rec.TxCount > 0 {
+		txs, err := readTxs(tx, rec.Info.Version-rec.TxCount, rec.TxCount)
+		if err != nil {
+			return nil, fmt.Errorf("%w: payload of archived block %s: %w", ErrCorrupt, id.Short(), err)
+		}
+		b.Data.Payload = txs
+	}
+	return &ledger.CommittedBlock{Block: &b, Info: rec.Info}, nil
 }

@@ -82,9 +82,12 @@ var (
 	bucketTxs     = []byte("txs")
 	bucketNodes   = []byte("nodes")
 	bucketState   = []byte("state")
+	bucketArchive = []byte("archive")
+	bucketRounds  = []byte("rounds")
 
 	allBuckets = [][]byte{bucketMeta, bucketBlocks, bucketQCs, bucketCommits,
-		bucketSafety, bucketLedger, bucketTxs, bucketNodes, bucketState}
+		bucketSafety, bucketLedger, bucketTxs, bucketNodes, bucketState,
+		bucketArchive, bucketRounds}
 
 	keySchema      = []byte("schema")
 	keyChainID     = []byte("chain_id")
