@@ -1,0 +1,363 @@
+package blockstore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/blocktree"
+	"github.com/p2pnode/p2pnode/chain/ledger"
+)
+
+// Persister is the durable storage of blocks and QCs. *store.Store
+// implements it; each call is one atomic, fsync'd write.
+type Persister interface {
+	SaveTree(blocks []*chain.Block, qcs []chain.QuorumCert) error
+	PruneTree(ids []chain.Hash) error
+}
+
+// CommitFunc is told about every commit: the newly committed blocks, oldest
+// first, and the commit cert that committed the last of them. It runs with
+// the store locked and must not call back into it.
+type CommitFunc func(committed []*chain.Block, commitCert chain.QuorumCert)
+
+// Store is the block store. See the package documentation.
+type Store struct {
+	ledger   *ledger.Ledger
+	persist  Persister
+	log      *slog.Logger
+	onCommit CommitFunc
+
+	mu   sync.Mutex
+	tree *blocktree.Tree
+}
+
+// Config configures a Store.
+type Config struct {
+	// Logger receives the store's logs; nil discards them.
+	Logger *slog.Logger
+	// OnCommit, if set, is called after every commit.
+	OnCommit CommitFunc
+}
+
+// New builds the block store from what storage recovered: the root (which
+// must be the ledger's committed block), then the stored blocks descending
+// from it (executed again, in round order) and their QCs. If the stored QCs
+// commit a block past the root — the node stopped between a QC and its
+// commit — the commit is completed now.
+func New(l *ledger.Ledger, p Persister, root blocktree.Root, blocks []*chain.Block, qcs []chain.QuorumCert, cfg Config) (*Store, error) {
+	if got := l.Committed(); got != root.Info {
+		return nil, fmt.Errorf("blockstore: root %s (round %d) is not the ledger's committed block %s (round %d)",
+			root.Info.ID.Short(), root.Info.Round, got.ID.Short(), got.Round)
+	}
+	tree, err := blocktree.New(root)
+	if err != nil {
+		return nil, fmt.Errorf("blockstore: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{ledger: l, persist: p, log: log, onCommit: cfg.OnCommit, tree: tree}
+	blocks = slices.Clone(blocks)
+	slices.SortFunc(blocks, func(a, b *chain.Block) int { return compareRound(a.Round(), b.Round()) })
+	for _, b := range blocks {
+		info, err := l.Execute(b)
+		if err != nil {
+			return nil, fmt.Errorf("blockstore: recover block %s: %w", b.ID.Short(), err)
+		}
+		if err := tree.InsertBlock(b, info); err != nil {
+			return nil, fmt.Errorf("blockstore: recover block %s: %w", b.ID.Short(), err)
+		}
+	}
+	for _, qc := range qcs {
+		if err := tree.InsertQC(qc); err != nil {
+			return nil, fmt.Errorf("blockstore: recover QC of %s: %w", qc.CertifiedBlock().ID.Short(), err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.commitLocked(s.tree.HighestCommitCert()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func compareRound(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Ledger returns the ledger.
+func (s *Store) Ledger() *ledger.Ledger { return s.ledger }
+
+// Root returns the tree's root: the last committed block.
+func (s *Store) Root() blocktree.Root {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tree.Root()
+}
+
+// BlockExists reports whether block id is in the tree (root included).
+func (s *Store) BlockExists(id chain.Hash) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tree.Exists(id)
+}
+
+// Block returns block id from the tree with its executed info.
+func (s *Store) Block(id chain.Hash) (*chain.Block, chain.BlockInfo, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tree.Block(id)
+}
+
+// GetBlock returns block id from the tree or, once committed, from the
+// ledger's archive: what a node serves to peers that fetch blocks.
+func (s *Store) GetBlock(id chain.Hash) (*chain.Block, bool) {
+	if b, _, ok := s.Block(id); ok {
+		return b, true
+	}
+	cb, ok, err := s.ledger.Block(id)
+	if err != nil {
+		s.log.Error("cannot read archived block", "block_id", id.Short(), "err", err)
+		return nil, false
+	}
+	if !ok {
+		return nil, false
+	}
+	return cb.Block, true
+}
+
+// QC returns the QC that certifies block id, if the tree has it.
+func (s *Store) QC(id chain.Hash) (chain.QuorumCert, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tree.QC(id)
+}
+
+// HighestQC returns the QC of the highest certified block.
+func (s *Store) HighestQC() chain.QuorumCert {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tree.HighestQC()
+}
+
+// HighestCommitCert returns the QC with the highest commit.
+func (s *Store) HighestCommitCert() chain.QuorumCert {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tree.HighestCommitCert()
+}
+
+// HighestCertifiedBlock returns the highest certified block.
+func (s *Store) HighestCertifiedBlock() (*chain.Block, chain.BlockInfo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tree.HighestCertifiedBlock()
+}
+
+// PathFromRoot returns the blocks from the root (excluded) to id.
+func (s *Store) PathFromRoot(id chain.Hash) ([]*chain.Block, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tree.PathFromRoot(id)
+}
+
+// SyncInfo returns the store's highest commit cert and QC with tc.
+func (s *Store) SyncInfo(tc *chain.TimeoutCert) chain.SyncInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return chain.SyncInfo{HighestCommitCert: s.tree.HighestCommitCert(), HighestQC: s.tree.HighestQC(), HighestTC: tc}
+}
+
+// NeedSync reports whether the block commitCert commits is unknown and
+// past the root: the seed's need_sync_for_quorum_cert.
+func (s *Store) NeedSync(commitCert *chain.QuorumCert) bool {
+	c := commitCert.CommitInfo()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.tree.Exists(c.ID) && c.Round > s.tree.Root().Info.Round
+}
+
+// ExecuteAndInsertBlock executes b on top of its parent, persists it and
+// inserts it into the tree. b must have been verified. A block already in
+// the tree is not executed again.
+func (s *Store) ExecuteAndInsertBlock(b *chain.Block) (chain.BlockInfo, error) {
+	if _, info, ok := s.Block(b.ID); ok {
+		return info, nil
+	}
+	if !s.BlockExists(b.ParentID()) {
+		return chain.BlockInfo{}, fmt.Errorf("blockstore: insert %s: %w", b.ID.Short(), blocktree.ErrMissingParent)
+	}
+	info, err := s.ledger.Execute(b)
+	if err != nil {
+		return chain.BlockInfo{}, fmt.Errorf("blockstore: execute %s: %w", b.ID.Short(), err)
+	}
+	if err := s.persist.SaveTree([]*chain.Block{b}, nil); err != nil {
+		return chain.BlockInfo{}, fmt.Errorf("blockstore: persist %s: %w", b.ID.Short(), err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.tree.InsertBlock(b, info); err != nil {
+		return chain.BlockInfo{}, fmt.Errorf("blockstore: insert %s: %w", b.ID.Short(), err)
+	}
+	return info, nil
+}
+
+// InsertQC persists qc and inserts it into the tree; the block it certifies
+// must be there. If qc commits a block past the root, the commit follows.
+func (s *Store) InsertQC(qc chain.QuorumCert) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := qc.CertifiedBlock().ID
+	if have, ok := s.tree.QC(id); ok && have.CommitInfo() == qc.CommitInfo() {
+		return nil
+	}
+	if !s.tree.Exists(id) {
+		return fmt.Errorf("blockstore: insert QC of %s: %w", id.Short(), blocktree.ErrMissingBlock)
+	}
+	if err := s.persist.SaveTree(nil, []chain.QuorumCert{qc}); err != nil {
+		return fmt.Errorf("blockstore: persist QC of %s: %w", id.Short(), err)
+	}
+	if err := s.tree.InsertQC(qc); err != nil {
+		return fmt.Errorf("blockstore: insert QC of %s: %w", id.Short(), err)
+	}
+	return s.commitLocked(qc)
+}
+
+// InsertChain inserts blocks, oldest first, each the child of the one
+// before and the first a child of a block in the tree: for each block its
+// QC (which certifies its parent), then the block itself, as the seed's
+// fetch_quorum_cert does. All blocks are executed first, then persisted in
+// one write, then inserted; the highest commit among their QCs is then
+// carried out once.
+func (s *Store) InsertChain(blocks []*chain.Block) error {
+	if len(blocks) == 0 {
+		return nil
+	}
+	if !s.BlockExists(blocks[0].ParentID()) {
+		return fmt.Errorf("blockstore: insert chain at %s: %w", blocks[0].ID.Short(), blocktree.ErrMissingParent)
+	}
+	infos := make([]chain.BlockInfo, len(blocks))
+	qcs := make([]chain.QuorumCert, len(blocks))
+	for i, b := range blocks {
+		if i > 0 && b.ParentID() != blocks[i-1].ID {
+			return fmt.Errorf("blockstore: insert chain: block %s is not a child of %s", b.ID.Short(), blocks[i-1].ID.Short())
+		}
+		info, err := s.ledger.Execute(b)
+		if err != nil {
+			return fmt.Errorf("blockstore: execute %s: %w", b.ID.Short(), err)
+		}
+		infos[i], qcs[i] = info, *b.QC()
+	}
+	if err := s.persist.SaveTree(blocks, qcs); err != nil {
+		return fmt.Errorf("blockstore: persist chain at %s: %w", blocks[0].ID.Short(), err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	best := s.tree.HighestCommitCert()
+	for i, b := range blocks {
+		if err := s.tree.InsertQC(qcs[i]); err != nil {
+			return fmt.Errorf("blockstore: insert QC of %s: %w", qcs[i].CertifiedBlock().ID.Short(), err)
+		}
+		if err := s.tree.InsertBlock(b, infos[i]); err != nil {
+			return fmt.Errorf("blockstore: insert %s: %w", b.ID.Short(), err)
+		}
+		if c := qcs[i].CommitInfo(); !c.IsEmpty() && c.Round > best.CommitInfo().Round {
+			best = qcs[i]
+		}
+	}
+	return s.commitLocked(best)
+}
+
+// commitLocked commits the block qc commits, if it is past the root and in
+// the tree: the ledger commits the path (durably), then the tree is pruned
+// and the pruned forks are deleted from storage and from the ledger.
+func (s *Store) commitLocked(qc chain.QuorumCert) error {
+	c := qc.CommitInfo()
+	root := s.tree.Root()
+	if c.IsEmpty() || c.Round <= root.Info.Round || !s.tree.Exists(c.ID) {
+		return nil
+	}
+	path, err := s.tree.BlocksToCommit(c.ID)
+	if err != nil {
+		return fmt.Errorf("blockstore: commit %s: %w", c.ID.Short(), err)
+	}
+	if err := s.ledger.Commit(path, &qc.SignedLedgerInfo); err != nil {
+		return fmt.Errorf("blockstore: commit %s: %w", c.ID.Short(), err)
+	}
+	removed, err := s.tree.Prune(c.ID, qc)
+	if err != nil {
+		return fmt.Errorf("blockstore: prune to %s: %w", c.ID.Short(), err)
+	}
+	// The committed blocks are in the ledger's archive now; the forks are
+	// dead. Neither belongs to the tree any more.
+	s.ledger.Forget(removed...)
+	if len(removed) > 0 {
+		if err := s.persist.PruneTree(removed); err != nil {
+			// The commit stands; stale blocks are found and pruned at the
+			// next start.
+			s.log.Error("cannot delete pruned blocks", "count", len(removed), "err", err)
+		}
+	}
+	s.log.Debug("committed", "block_id", c.ID.Short(), "round", c.Round, "version", c.Version, "blocks", len(path))
+	if s.onCommit != nil {
+		s.onCommit(path, qc)
+	}
+	return nil
+}
+
+// SaveTree persists blocks and QCs without touching the tree: the seed's
+// save_tree of the committed 3-chain before a state sync starts.
+func (s *Store) SaveTree(blocks []*chain.Block, qcs []chain.QuorumCert) error {
+	if err := s.persist.SaveTree(blocks, qcs); err != nil {
+		return fmt.Errorf("blockstore: save tree: %w", err)
+	}
+	return nil
+}
+
+// ErrLedgerBehind means Rebuild was called before the ledger reached the new
+// root.
+var ErrLedgerBehind = errors.New("blockstore: ledger has not reached the new root")
+
+// Rebuild replaces the tree after a state sync: root is the newly committed
+// block B0 with its QC C0 and the commit cert C2; blocks are its verified
+// descendants (B1, B2) and qcs theirs (C1, C2). The ledger must already be
+// at B0. Everything of the old tree is dropped and deleted from storage.
+func (s *Store) Rebuild(root blocktree.Root, blocks []*chain.Block, qcs []chain.QuorumCert) error {
+	if got := s.ledger.Committed(); got != root.Info {
+		return fmt.Errorf("%w: ledger at %s round %d, root %s round %d", ErrLedgerBehind,
+			got.ID.Short(), got.Round, root.Info.ID.Short(), root.Info.Round)
+	}
+	executed := make([]blocktree.ExecutedBlock, 0, len(blocks))
+	for _, b := range blocks {
+		info, err := s.ledger.Execute(b)
+		if err != nil {
+			return fmt.Errorf("blockstore: rebuild: execute %s: %w", b.ID.Short(), err)
+		}
+		executed = append(executed, blocktree.ExecutedBlock{Block: b, Info: info})
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stale := s.tree.IDs()
+	if err := s.tree.Rebuild(root, executed, qcs); err != nil {
+		return fmt.Errorf("blockstore: rebuild: %w", err)
+	}
+	stale = slices.DeleteFunc(stale, s.tree.Exists)
+	s.ledger.Forget(stale...)
+	if len(stale) > 0 {
+		if err := s.persist.PruneTree(stale); err != nil {
+			s.log.Error("cannot delete blocks of the old tree", "count", len(stale), "err", err)
+		}
+	}
+	return nil
+}

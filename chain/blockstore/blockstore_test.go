@@ -1,0 +1,205 @@
+package blockstore_test
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/blockstore"
+	"github.com/p2pnode/p2pnode/chain/blocktree"
+	"github.com/p2pnode/p2pnode/chain/chaintest"
+	"github.com/p2pnode/p2pnode/chain/ledger"
+)
+
+// memPersister records what the block store persists.
+type memPersister struct {
+	mu     sync.Mutex
+	blocks map[chain.Hash]*chain.Block
+	qcs    map[chain.Hash]chain.QuorumCert
+	fail   error
+}
+
+func newMemPersister() *memPersister {
+	return &memPersister{blocks: map[chain.Hash]*chain.Block{}, qcs: map[chain.Hash]chain.QuorumCert{}}
+}
+
+func (p *memPersister) SaveTree(blocks []*chain.Block, qcs []chain.QuorumCert) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fail != nil {
+		return p.fail
+	}
+	for _, b := range blocks {
+		p.blocks[b.ID] = b
+	}
+	for _, qc := range qcs {
+		p.qcs[qc.CertifiedBlock().ID] = qc
+	}
+	return nil
+}
+
+func (p *memPersister) PruneTree(ids []chain.Hash) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range ids {
+		delete(p.blocks, id)
+		delete(p.qcs, id)
+	}
+	return nil
+}
+
+func genesisRoot(v *chaintest.Validators) blocktree.Root {
+	qc := v.Genesis.QC()
+	return blocktree.Root{Block: v.Genesis.Block(), Info: v.Genesis.BlockInfo(), QC: qc, LedgerInfo: qc}
+}
+
+type fixture struct {
+	v       *chaintest.Validators
+	b       *chaintest.Builder
+	l       *ledger.Ledger
+	p       *memPersister
+	s       *blockstore.Store
+	commits [][]chain.Hash
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{v: chaintest.NewValidators(7, 4), p: newMemPersister()}
+	f.b = chaintest.NewBuilder(f.v, chaintest.BuilderConfig{TxsPerBlock: 5, TxSize: 40})
+	var err error
+	if f.l, err = ledger.New(ledger.NewMemStorage(), f.v.Genesis); err != nil {
+		t.Fatal(err)
+	}
+	cfg := blockstore.Config{OnCommit: func(bs []*chain.Block, _ chain.QuorumCert) {
+		var ids []chain.Hash
+		for _, b := range bs {
+			ids = append(ids, b.ID)
+		}
+		f.commits = append(f.commits, ids)
+	}}
+	if f.s, err = blockstore.New(f.l, f.p, genesisRoot(f.v), nil, nil, cfg); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestInsertOneByOneCommitsAndPrunes(t *testing.T) {
+	f := newFixture(t)
+	nodes := f.b.Extend(f.b.Genesis(), 10)
+	for _, n := range nodes {
+		if err := f.s.InsertQC(*n.Block.QC()); err != nil {
+			t.Fatal(err)
+		}
+		info, err := f.s.ExecuteAndInsertBlock(n.Block)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info != n.Info {
+			t.Fatalf("executed %v, want %v", info, n.Info)
+		}
+	}
+	if err := f.s.InsertQC(nodes[9].QC); err != nil {
+		t.Fatal(err)
+	}
+	// QC on block 10 (round 10) commits round 8.
+	if got := f.s.Root().Info; got != nodes[7].Info {
+		t.Fatalf("root %v, want round 8", got.Round)
+	}
+	if got := f.l.Committed(); got != nodes[7].Info {
+		t.Fatalf("ledger committed round %d, want 8", got.Round)
+	}
+	var all []chain.Hash
+	for _, c := range f.commits {
+		all = append(all, c...)
+	}
+	want := []chain.Hash{}
+	for _, n := range nodes[:8] {
+		want = append(want, n.Block.ID)
+	}
+	if !slices.Equal(all, want) {
+		t.Fatalf("committed %d blocks in order %v, want the first 8", len(all), all)
+	}
+	// Committed blocks left the tree but are served from the archive.
+	if f.s.BlockExists(nodes[3].Block.ID) {
+		t.Fatal("committed block 4 still in the tree")
+	}
+	if b, ok := f.s.GetBlock(nodes[3].Block.ID); !ok || b.ID != nodes[3].Block.ID {
+		t.Fatal("committed block 4 not served from the archive")
+	}
+	if _, ok := f.p.blocks[nodes[3].Block.ID]; ok {
+		t.Fatal("committed block 4 still persisted in the tree buckets")
+	}
+}
+
+func TestInsertChainCommitsOnce(t *testing.T) {
+	f := newFixture(t)
+	nodes := f.b.Extend(f.b.Genesis(), 50)
+	if err := f.s.InsertChain(chaintest.Blocks(nodes)); err != nil {
+		t.Fatal(err)
+	}
+	// The last embedded QC is block 50's, certifying 49 and committing 47.
+	if got := f.s.Root().Info.Round; got != 47 {
+		t.Fatalf("root round %d, want 47", got)
+	}
+	if len(f.commits) != 1 || len(f.commits[0]) != 47 {
+		t.Fatalf("commits %d, want one of 47 blocks", len(f.commits))
+	}
+	if err := f.s.InsertQC(nodes[49].QC); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.s.Root().Info.Round; got != 48 {
+		t.Fatalf("root round %d after the last QC, want 48", got)
+	}
+}
+
+func TestInsertErrors(t *testing.T) {
+	f := newFixture(t)
+	nodes := f.b.Extend(f.b.Genesis(), 3)
+	if _, err := f.s.ExecuteAndInsertBlock(nodes[1].Block); !errors.Is(err, blocktree.ErrMissingParent) {
+		t.Fatalf("orphan block: %v, want ErrMissingParent", err)
+	}
+	if err := f.s.InsertQC(nodes[1].QC); !errors.Is(err, blocktree.ErrMissingBlock) {
+		t.Fatalf("QC of unknown block: %v, want ErrMissingBlock", err)
+	}
+	f.p.fail = errors.New("disk full")
+	if _, err := f.s.ExecuteAndInsertBlock(nodes[0].Block); err == nil || f.s.BlockExists(nodes[0].Block.ID) {
+		t.Fatalf("a block that could not be persisted entered the tree (err %v)", err)
+	}
+}
+
+func TestRebuildAfterStateSync(t *testing.T) {
+	server := newFixture(t)
+	nodes := server.b.Extend(server.b.Genesis(), 20)
+	if err := server.s.InsertChain(chaintest.Blocks(nodes)); err != nil {
+		t.Fatal(err)
+	}
+	// The client state-syncs to the commit of round 10 (QC on 12), then rebuilds.
+	f := newFixture(t)
+	b0, b1, b2 := nodes[9], nodes[10], nodes[11]
+	target := &b2.QC.SignedLedgerInfo
+	for f.l.Version() < target.LedgerInfo.CommitInfo.Version {
+		c, err := server.l.GetChunk(f.l.Version(), target.LedgerInfo.CommitInfo.Version, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.l.ApplyChunk(c, target); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := blocktree.Root{Block: b0.Block, Info: b0.QC.CertifiedBlock(), QC: b0.QC, LedgerInfo: b2.QC}
+	if err := f.s.Rebuild(root, []*chain.Block{b1.Block, b2.Block}, []chain.QuorumCert{b1.QC, b2.QC}); err != nil {
+		t.Fatal(err)
+	}
+	if f.s.Root().Info != b0.Info || !f.s.BlockExists(b2.Block.ID) {
+		t.Fatal("tree not rebuilt on B0 with B1, B2")
+	}
+	// The chain continues on top of the rebuilt tree.
+	if err := f.s.InsertChain(chaintest.Blocks(nodes[12:])); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.l.Committed().Round; got != 17 { // block 20 carries the QC on 19, committing 17
+		t.Fatalf("committed round %d, want 17", got)
+	}
+}
