@@ -1,0 +1,124 @@
+package syncer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config tunes the sync manager. The zero value is not valid; start from
+// [DefaultConfig] (everything this package does beyond the seed switched on)
+// or [SeedConfig] (the seed's behaviour exactly) and change fields.
+type Config struct {
+	// BlocksPerRequest is how many blocks one retrieval request asks for:
+	// the certified block and up to BlocksPerRequest-1 of its ancestors, the
+	// server stopping early at the local root. 1 is the seed's behaviour.
+	BlocksPerRequest int
+	// AttemptTimeout is the timeout of a first retrieval attempt; attempt k
+	// gets AttemptTimeout·2^(k-1), at most MaxAttemptTimeout and never past
+	// the sync's deadline.
+	AttemptTimeout    time.Duration
+	MaxAttemptTimeout time.Duration
+	// HedgeDelay, if positive, is how long a retrieval waits for the current
+	// peer before it also asks the next candidate; the first valid answer
+	// wins and the others are cancelled. 0 asks one peer at a time, as the
+	// seed does.
+	HedgeDelay time.Duration
+	// MaxParallelAttempts caps the attempts of one retrieval in flight at
+	// once when hedging.
+	MaxParallelAttempts int
+	// RankPeers orders the QC signers after the preferred peer by their
+	// score (validity and latency) instead of at random as the seed does.
+	RankPeers bool
+	// FallbackToPeers lets a retrieval ask connected peers that did not sign
+	// the QC once every signer failed (useful for full nodes, whose peers
+	// are mostly other full nodes).
+	FallbackToPeers bool
+	// FastForwardRounds: a sync fast-forwards by state sync when the block
+	// committed by the peer's highest ledger info is unknown and its round
+	// is more than FastForwardRounds past the local root. 0 fast-forwards
+	// whenever that block is unknown and ahead, as the seed does.
+	FastForwardRounds uint64
+	// MaxPendingBytes bounds the blocks a fetch holds in memory while it
+	// walks back to a known ancestor; a walk that would pass it stops with
+	// ErrTooFarBehind (the caller fast-forwards instead).
+	MaxPendingBytes int
+	// ChunkTxs is how many transactions one state-sync chunk request asks
+	// for.
+	ChunkTxs int
+	// ChunksInFlight caps the chunk requests of a state sync in flight at
+	// once, across all peers; with ChunkTxs it bounds state sync's memory
+	// whatever the gap. 1 fetches one chunk at a time.
+	ChunksInFlight int
+	// ChunkTimeout is the timeout of one chunk request.
+	ChunkTimeout time.Duration
+	// ProgressInterval is how often a running state sync logs its progress
+	// at Info level.
+	ProgressInterval time.Duration
+	// ScoreHalfLife is how fast peers' penalties decay.
+	ScoreHalfLife time.Duration
+	// Seed seeds the random choice among peers.
+	Seed uint64
+	// Logger receives the syncer's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the configuration of a production node.
+func DefaultConfig() Config {
+	return Config{
+		BlocksPerRequest:    64,
+		AttemptTimeout:      2 * time.Second,
+		MaxAttemptTimeout:   10 * time.Second,
+		HedgeDelay:          500 * time.Millisecond,
+		MaxParallelAttempts: 3,
+		RankPeers:           true,
+		FallbackToPeers:     true,
+		FastForwardRounds:   200,
+		MaxPendingBytes:     256 << 20,
+		ChunkTxs:            2000,
+		ChunksInFlight:      8,
+		ChunkTimeout:        10 * time.Second,
+		ProgressInterval:    5 * time.Second,
+		ScoreHalfLife:       5 * time.Minute,
+	}
+}
+
+// SeedConfig returns the seed's behaviour: one block per request, one peer at
+// a time (the message's author, then the QC's signers at random), and a
+// fast-forward whenever the committed block is unknown. State sync still
+// verifies every chunk, fetched one at a time.
+func SeedConfig() Config {
+	c := DefaultConfig()
+	c.BlocksPerRequest = 1
+	c.AttemptTimeout = time.Second
+	c.HedgeDelay = 0
+	c.MaxParallelAttempts = 1
+	c.RankPeers = false
+	c.FallbackToPeers = false
+	c.FastForwardRounds = 0
+	c.ChunksInFlight = 1
+	return c
+}
+
+// Validate checks c.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("syncer: config: "+format, args...))
+		}
+	}
+	check(c.BlocksPerRequest >= 1 && c.BlocksPerRequest <= 256, "BlocksPerRequest %d, want 1 to 256", c.BlocksPerRequest)
+	check(c.AttemptTimeout > 0, "AttemptTimeout must be positive")
+	check(c.MaxAttemptTimeout >= c.AttemptTimeout, "MaxAttemptTimeout below AttemptTimeout")
+	check(c.HedgeDelay >= 0, "HedgeDelay is negative")
+	check(c.MaxParallelAttempts >= 1, "MaxParallelAttempts %d, want ≥ 1", c.MaxParallelAttempts)
+	check(c.MaxPendingBytes > 0, "MaxPendingBytes must be positive")
+	check(c.ChunkTxs >= 1, "ChunkTxs %d, want ≥ 1", c.ChunkTxs)
+	check(c.ChunksInFlight >= 1 && c.ChunksInFlight <= 64, "ChunksInFlight %d, want 1 to 64", c.ChunksInFlight)
+	check(c.ChunkTimeout > 0, "ChunkTimeout must be positive")
+	check(c.ProgressInterval > 0, "ProgressInterval must be positive")
+	check(c.ScoreHalfLife > 0, "ScoreHalfLife must be positive")
+	return errors.Join(errs...)
+}

@@ -1,0 +1,318 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/protocol"
+)
+
+// Retriever fetches the blocks that quorum certificates certify, as the
+// seed's BlockRetriever: the preferred peer (the author of the message that
+// triggered the sync) first, then the QC's signers, each asked at most once;
+// a response counts only if it verifies completely. Beyond the seed it can
+// ask for many ancestors per request, hedge a slow peer with the next
+// candidate, rank candidates by score and fall back to connected peers that
+// did not sign. It is safe for concurrent use.
+type Retriever struct {
+	net      Network
+	verifier *chain.Verifier
+	scores   *Scores
+	cfg      Config
+	self     peer.ID
+	log      *slog.Logger
+
+	rngMu sync.Mutex
+	rng   *rand.Rand
+}
+
+// NewRetriever returns a retriever that asks peers through net, verifies
+// with verifier and records outcomes in scores. self is never asked.
+func NewRetriever(net Network, verifier *chain.Verifier, scores *Scores, self peer.ID, cfg Config) *Retriever {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Retriever{
+		net: net, verifier: verifier, scores: scores, cfg: cfg, self: self, log: log,
+		rng: rand.New(rand.NewPCG(cfg.Seed, 0x7265747269657665)),
+	}
+}
+
+// peerSet is a set of peers shared by the retrievals of one sync: peers that
+// proved to misbehave are not asked again during that sync.
+type peerSet struct {
+	mu sync.Mutex
+	m  map[peer.ID]bool
+}
+
+func newPeerSet() *peerSet { return &peerSet{m: make(map[peer.ID]bool)} }
+
+func (s *peerSet) add(p peer.ID) {
+	s.mu.Lock()
+	s.m[p] = true
+	s.mu.Unlock()
+}
+
+func (s *peerSet) has(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[p]
+}
+
+// BlockRequestFor returns the request for up to n blocks ending with the
+// block qc certifies, stopping before target if target is not zero.
+func BlockRequestFor(qc *chain.QuorumCert, n int, target chain.Hash) protocol.BlockRequest {
+	return protocol.BlockRequest{BlockID: qc.CertifiedBlock().ID, Count: uint32(n), Target: target}
+}
+
+// RetrieveBlocksForQC returns up to n blocks: the block qc certifies, then its
+// ancestors, newest first, each the parent of the one before, all verified
+// against the validator set. It returns exactly n blocks unless it reached
+// target (a block the caller has, not included) or a server's byte limit
+// cut the answer short; it never returns an empty slice without an error.
+//
+// The first attempt goes to preferred; then the QC's signers are tried, each
+// once. It returns ErrRoundDeadlineReached when ctx's deadline leaves no time
+// for another attempt and ErrAllPeersFailed when no candidate is left.
+// banned collects peers that misbehave; they are skipped (may be nil).
+func (r *Retriever) RetrieveBlocksForQC(ctx context.Context, qc *chain.QuorumCert, n int, target chain.Hash, preferred peer.ID, banned *peerSet) ([]*chain.Block, error) {
+	if banned == nil {
+		banned = newPeerSet()
+	}
+	req := BlockRequestFor(qc, n, target)
+	candidates := r.candidates(qc, preferred, banned)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the attempts still in flight when one wins
+	results := make(chan attemptResult, len(candidates))
+	next, attempt, inFlight := 0, 0, 0
+	deadlineReached := false
+
+	launch := func() bool {
+		for next < len(candidates) && banned.has(candidates[next]) {
+			next++
+		}
+		if next >= len(candidates) {
+			return false
+		}
+		attempt++
+		timeout, ok := r.attemptTimeout(ctx, attempt)
+		if !ok {
+			deadlineReached = true
+			return false
+		}
+		p := candidates[next]
+		next++
+		inFlight++
+		r.log.Debug("fetching blocks", "block_id", req.BlockID.Short(), "count", req.Count, "peer", p, "attempt", attempt)
+		go func() {
+			actx, acancel := context.WithTimeout(ctx, timeout)
+			defer acancel()
+			start := time.Now()
+			resp, err := r.net.RequestBlocks(actx, p, req)
+			results <- attemptResult{peer: p, resp: resp, err: err, latency: time.Since(start)}
+		}()
+		return true
+	}
+
+	var hedge *time.Timer
+	var hedgeC <-chan time.Time
+	armHedge := func() {
+		if r.cfg.HedgeDelay <= 0 {
+			return
+		}
+		if hedge == nil {
+			hedge = time.NewTimer(r.cfg.HedgeDelay)
+			hedgeC = hedge.C
+		} else {
+			hedge.Reset(r.cfg.HedgeDelay)
+		}
+	}
+	defer func() {
+		if hedge != nil {
+			hedge.Stop()
+		}
+	}()
+
+	for {
+		if inFlight == 0 {
+			if !launch() {
+				return nil, r.exhausted(req, attempt, deadlineReached)
+			}
+			armHedge()
+			continue
+		}
+		select {
+		case res := <-results:
+			inFlight--
+			blocks, outcome, err := r.check(res, qc, n, target)
+			r.scores.Record(res.peer, outcome, res.latency)
+			if err == nil {
+				return blocks, nil
+			}
+			if outcome == OutcomeInvalid {
+				banned.add(res.peer)
+				r.log.Warn("peer sent invalid blocks", "peer", res.peer, "block_id", req.BlockID.Short(), "err", err)
+			} else {
+				r.log.Debug("block request failed", "peer", res.peer, "block_id", req.BlockID.Short(), "outcome", outcome, "err", err)
+			}
+			if inFlight < r.cfg.MaxParallelAttempts && r.cfg.HedgeDelay > 0 && launch() {
+				armHedge()
+			}
+		case <-hedgeC:
+			if inFlight < r.cfg.MaxParallelAttempts && launch() {
+				armHedge()
+			}
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, fmt.Errorf("%w: fetching %s after %d attempts", ErrRoundDeadlineReached, req.BlockID.Short(), attempt)
+			}
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (r *Retriever) exhausted(req protocol.BlockRequest, attempts int, deadline bool) error {
+	if deadline {
+		r.log.Warn("block fetch stopped: deadline reached", "block_id", req.BlockID.Short(), "attempts", attempts)
+		return fmt.Errorf("%w: fetching %s after %d attempts", ErrRoundDeadlineReached, req.BlockID.Short(), attempts)
+	}
+	r.log.Warn("block fetch failed: no more peers", "block_id", req.BlockID.Short(), "attempts", attempts)
+	return fmt.Errorf("%w: fetching %s in %d attempts", ErrAllPeersFailed, req.BlockID.Short(), attempts)
+}
+
+type attemptResult struct {
+	peer    peer.ID
+	resp    *protocol.BlockResponse
+	err     error
+	latency time.Duration
+}
+
+// attemptTimeout returns the timeout of the given attempt (1-based):
+// AttemptTimeout·2^(attempt-1), capped by MaxAttemptTimeout and by what is
+// left of ctx's deadline; false when nothing is left.
+func (r *Retriever) attemptTimeout(ctx context.Context, attempt int) (time.Duration, bool) {
+	t := r.cfg.AttemptTimeout
+	for i := 1; i < attempt && t < r.cfg.MaxAttemptTimeout; i++ {
+		t *= 2
+	}
+	t = min(t, r.cfg.MaxAttemptTimeout)
+	if d, ok := ctx.Deadline(); ok {
+		left := time.Until(d)
+		if left <= 0 {
+			return 0, false
+		}
+		t = min(t, left)
+	}
+	return t, true
+}
+
+// candidates returns the peers to ask, in order: preferred, then the QC's
+// signers (at random, or ranked by score), then, if allowed, the other
+// connected peers ranked by score. Nobody appears twice; self and banned
+// peers never appear.
+func (r *Retriever) candidates(qc *chain.QuorumCert, preferred peer.ID, banned *peerSet) []peer.ID {
+	seen := map[peer.ID]bool{r.self: true, "": true}
+	var out []peer.ID
+	add := func(ps []peer.ID) {
+		for _, p := range ps {
+			if !seen[p] && !banned.has(p) {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	add([]peer.ID{preferred})
+	r.rngMu.Lock()
+	defer r.rngMu.Unlock()
+	signers := qc.Signers()
+	if r.cfg.RankPeers {
+		signers = r.scores.Rank(signers, r.rng)
+	} else {
+		r.rng.Shuffle(len(signers), func(i, j int) { signers[i], signers[j] = signers[j], signers[i] })
+	}
+	add(signers)
+	if r.cfg.FallbackToPeers {
+		add(r.scores.Rank(r.net.Peers(), r.rng))
+	}
+	return out
+}
+
+// check turns an attempt's result into verified blocks, or an error with the
+// outcome to score.
+func (r *Retriever) check(res attemptResult, qc *chain.QuorumCert, n int, target chain.Hash) ([]*chain.Block, Outcome, error) {
+	switch {
+	case res.err == nil:
+	case errors.Is(res.err, ErrMisbehaved):
+		return nil, OutcomeInvalid, res.err
+	default:
+		return nil, OutcomeTimeout, res.err
+	}
+	if err := VerifyBlockResponse(r.verifier, res.resp, qc, n, target); err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			return nil, OutcomeUnavailable, err
+		}
+		return nil, OutcomeInvalid, err
+	}
+	return res.resp.Blocks, OutcomeValid, nil
+}
+
+// VerifyBlockResponse checks a response to BlockRequestFor(qc, n, target):
+// a success status, 1 to n blocks, the first the block qc certifies, each
+// next one the parent of the one before, every block valid against the
+// validator set, and, when the status says the target was reached, the last
+// block a child of target. An honest refusal wraps ErrUnavailable; anything
+// else wraps ErrMisbehaved.
+func VerifyBlockResponse(v *chain.Verifier, resp *protocol.BlockResponse, qc *chain.QuorumCert, n int, target chain.Hash) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrMisbehaved}, args...)...)
+	}
+	switch resp.Status {
+	case protocol.StatusSucceeded:
+	case protocol.StatusSucceededWithTarget:
+		if target.IsZero() {
+			return bad("status %s without a target", resp.Status)
+		}
+	case protocol.StatusNotEnoughBlocks, protocol.StatusIDNotFound, protocol.StatusBusy:
+		return fmt.Errorf("%w: %s", ErrUnavailable, resp.Status)
+	default:
+		return bad("status %s", resp.Status)
+	}
+	blocks := resp.Blocks
+	if len(blocks) == 0 || len(blocks) > n {
+		return bad("%d blocks, asked for %d", len(blocks), n)
+	}
+	want := qc.CertifiedBlock()
+	if b := blocks[0]; b == nil || b.ID != want.ID || b.Round() != want.Round || b.Epoch() != want.Epoch {
+		return bad("first block is not the certified block %s", want.ID.Short())
+	}
+	for i, b := range blocks {
+		if b == nil {
+			return bad("block %d is missing", i)
+		}
+		if i > 0 {
+			if err := chain.VerifyParent(blocks[i-1], b); err != nil {
+				return bad("block %d: %w", i, err)
+			}
+		}
+		if b.ID == target {
+			return bad("block %d is the target, which must not be sent", i)
+		}
+		if err := v.VerifyBlock(b); err != nil {
+			return bad("block %d: %w", i, err)
+		}
+	}
+	if resp.Status == protocol.StatusSucceededWithTarget && blocks[len(blocks)-1].ParentID() != target {
+		return bad("status %s but the last block's parent is not the target", resp.Status)
+	}
+	return nil
+}

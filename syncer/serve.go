@@ -1,0 +1,90 @@
+package syncer
+
+import (
+	"errors"
+
+	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/ledger"
+	"github.com/p2pnode/p2pnode/protocol"
+)
+
+// The server side of the sync protocols: pure functions over the local
+// chain, so that node's stream handlers and the tests' fake peers answer
+// requests the same way.
+
+// BlockSource looks up a block by id: in the block tree first, then among
+// the committed blocks kept in storage.
+type BlockSource interface {
+	GetBlock(id chain.Hash) (*chain.Block, bool)
+}
+
+// BlockSourceFunc adapts a function to BlockSource.
+type BlockSourceFunc func(id chain.Hash) (*chain.Block, bool)
+
+// GetBlock calls f.
+func (f BlockSourceFunc) GetBlock(id chain.Hash) (*chain.Block, bool) { return f(id) }
+
+// ServeBlocks answers a block request from src: req.BlockID and its
+// ancestors, newest first, until req.Count blocks, the target, a block src
+// does not have, or maxBytes of encoded blocks (at least one block is always
+// sent when the first is known).
+func ServeBlocks(src BlockSource, req *protocol.BlockRequest, maxBytes int) *protocol.BlockResponse {
+	if err := req.Validate(); err != nil {
+		return &protocol.BlockResponse{Status: protocol.StatusBadRequest}
+	}
+	b, ok := src.GetBlock(req.BlockID)
+	if !ok {
+		return &protocol.BlockResponse{Status: protocol.StatusIDNotFound}
+	}
+	resp := &protocol.BlockResponse{Status: protocol.StatusSucceeded}
+	size := 0
+	for {
+		n := encodedSize(b)
+		if len(resp.Blocks) > 0 && size+n > maxBytes {
+			return resp // cut by bytes: the client asks again for the rest
+		}
+		resp.Blocks = append(resp.Blocks, b)
+		size += n
+		if len(resp.Blocks) == int(req.Count) {
+			return resp
+		}
+		parent := b.ParentID()
+		if !req.Target.IsZero() && parent == req.Target {
+			resp.Status = protocol.StatusSucceededWithTarget
+			return resp
+		}
+		if b.IsGenesis() {
+			resp.Status = protocol.StatusNotEnoughBlocks
+			return resp
+		}
+		if b, ok = src.GetBlock(parent); !ok {
+			resp.Status = protocol.StatusNotEnoughBlocks
+			return resp
+		}
+	}
+}
+
+// encodedSize estimates a block's encoded size from its payload; the
+// overhead of the header and QC is bounded by the validator set size.
+func encodedSize(b *chain.Block) int {
+	n := 512 + 128*len(b.Data.QuorumCert.SignedLedgerInfo.Signatures)
+	for _, tx := range b.Payload() {
+		n += len(tx) + 5
+	}
+	return n
+}
+
+// ServeChunk answers a chunk request from the committed ledger l.
+func ServeChunk(l *ledger.Ledger, req *protocol.ChunkRequest) *protocol.ChunkResponse {
+	if err := req.Validate(); err != nil {
+		return &protocol.ChunkResponse{Status: protocol.StatusBadRequest}
+	}
+	c, err := l.GetChunk(req.StartVersion, req.TargetVersion, uint64(req.MaxTxs))
+	switch {
+	case errors.Is(err, ledger.ErrVersionNotAvailable):
+		return &protocol.ChunkResponse{Status: protocol.StatusNotEnoughBlocks}
+	case err != nil:
+		return &protocol.ChunkResponse{Status: protocol.StatusBusy}
+	}
+	return &protocol.ChunkResponse{Status: protocol.StatusSucceeded, Chunk: c}
+}

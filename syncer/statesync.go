@@ -1,0 +1,221 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/ledger"
+	"github.com/p2pnode/p2pnode/protocol"
+)
+
+// StateComputer is the part of the ledger state sync drives.
+// *ledger.Ledger implements it.
+type StateComputer interface {
+	// Version returns the number of durable transactions.
+	Version() uint64
+	// ApplyChunk verifies c against target and appends it durably.
+	ApplyChunk(c *ledger.Chunk, target *chain.LedgerInfoWithSignatures) error
+	// FastForward commits target when the ledger already holds all of its
+	// transactions.
+	FastForward(target *chain.LedgerInfoWithSignatures) error
+}
+
+// stateSync is one run of state sync: it fetches the transactions of
+// versions [ledger version, target version) in chunks from several peers at
+// once, verifies each chunk's proof against the target ledger info as it
+// arrives, and applies the chunks strictly in order. At most
+// Config.ChunksInFlight chunks are requested or waiting to be applied at any
+// time, so memory stays bounded whatever the gap. Applied chunks are durable:
+// a run that fails or is cancelled is resumed by the next one from the
+// ledger's version.
+type stateSync struct {
+	net    Network
+	scores *Scores
+	cfg    Config
+	log    *slog.Logger
+	rng    *rand.Rand
+
+	target *chain.LedgerInfoWithSignatures
+	peers  []peer.ID // candidates, best first
+	banned *peerSet
+}
+
+// chunkRange is a range of versions [start, end) that one request covers.
+type chunkRange struct {
+	start, end uint64
+	chunk      *ledger.Chunk // verified, waiting to be applied
+	inFlight   bool
+	tried      map[peer.ID]bool
+}
+
+type chunkResult struct {
+	start   uint64
+	peer    peer.ID
+	resp    *protocol.ChunkResponse
+	err     error
+	latency time.Duration
+}
+
+// StateSyncProgress reports a running state sync.
+type StateSyncProgress struct {
+	Done, Total uint64 // versions applied and to apply in this run
+	Rate        float64 // transactions per second since the run started
+	ETA         time.Duration
+}
+
+// run syncs sc to s.target. It returns nil once sc holds the target.
+func (s *stateSync) run(ctx context.Context, sc StateComputer) error {
+	info := s.target.LedgerInfo.CommitInfo
+	start := sc.Version()
+	if start > info.Version {
+		return fmt.Errorf("syncer: ledger at version %d is past the target %d", start, info.Version)
+	}
+	if start == info.Version {
+		return sc.FastForward(s.target)
+	}
+	if len(s.peers) == 0 {
+		return fmt.Errorf("%w: no peer to state-sync from", ErrAllPeersFailed)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	total := info.Version - start
+	began := time.Now()
+	ticker := time.NewTicker(s.cfg.ProgressInterval)
+	defer ticker.Stop()
+
+	ranges := map[uint64]*chunkRange{} // by start
+	next := start                       // first version not yet in ranges
+	applied := start
+	inFlight := 0
+	results := make(chan chunkResult, s.cfg.ChunksInFlight)
+	peerTurn := 0
+
+	defer func() {
+		// Wait for the requests in flight: nothing may outlive the run.
+		cancel()
+		for ; inFlight > 0; inFlight-- {
+			<-results
+		}
+	}()
+
+	launch := func(r *chunkRange) bool {
+		for i := range s.peers {
+			p := s.peers[(peerTurn+i)%len(s.peers)]
+			if r.tried[p] || s.banned.has(p) {
+				continue
+			}
+			peerTurn = (peerTurn + i + 1) % len(s.peers)
+			r.tried[p] = true
+			r.inFlight = true
+			inFlight++
+			req := protocol.ChunkRequest{StartVersion: r.start, TargetVersion: info.Version, MaxTxs: uint32(r.end - r.start)}
+			go func() {
+				rctx, rcancel := context.WithTimeout(ctx, s.cfg.ChunkTimeout)
+				defer rcancel()
+				t0 := time.Now()
+				resp, err := s.net.RequestChunk(rctx, p, req)
+				results <- chunkResult{start: req.StartVersion, peer: p, resp: resp, err: err, latency: time.Since(t0)}
+			}()
+			return true
+		}
+		return false
+	}
+
+	for applied < info.Version {
+		// Plan new ranges while the window has room.
+		for len(ranges) < s.cfg.ChunksInFlight && next < info.Version {
+			end := min(next+uint64(s.cfg.ChunkTxs), info.Version)
+			ranges[next] = &chunkRange{start: next, end: end, tried: map[peer.ID]bool{}}
+			next = end
+		}
+		// Request every range that is neither in flight nor fetched.
+		for v := applied; v < next; v = ranges[v].end {
+			if r := ranges[v]; r.chunk == nil && !r.inFlight && !launch(r) {
+				return fmt.Errorf("%w: chunk of versions [%d, %d) from %d peers", ErrAllPeersFailed, r.start, r.end, len(s.peers))
+			}
+		}
+		select {
+		case res := <-results:
+			inFlight--
+			r := ranges[res.start]
+			r.inFlight = false
+			chunk, outcome, err := s.check(res, r)
+			s.scores.Record(res.peer, outcome, res.latency)
+			if err != nil {
+				if outcome == OutcomeInvalid {
+					s.banned.add(res.peer)
+					s.log.Warn("peer sent an invalid chunk", "peer", res.peer, "start_version", r.start, "err", err)
+				} else {
+					s.log.Debug("chunk request failed", "peer", res.peer, "start_version", r.start, "outcome", outcome, "err", err)
+				}
+				continue
+			}
+			if chunk.End() < r.end { // a short answer: the rest becomes a range of its own
+				ranges[chunk.End()] = &chunkRange{start: chunk.End(), end: r.end, tried: map[peer.ID]bool{}}
+				r.end = chunk.End()
+			}
+			r.chunk = chunk
+			// Apply every fetched range that is next in line.
+			for r := ranges[applied]; r != nil && r.chunk != nil; r = ranges[applied] {
+				if err := sc.ApplyChunk(r.chunk, s.target); err != nil {
+					return fmt.Errorf("syncer: apply chunk at version %d: %w", r.start, err)
+				}
+				delete(ranges, r.start)
+				applied = r.end
+			}
+		case <-ticker.C:
+			done := applied - start
+			rate := float64(done) / time.Since(began).Seconds()
+			var eta time.Duration
+			if rate > 0 {
+				eta = time.Duration(float64(total-done) / rate * float64(time.Second))
+			}
+			s.log.Info("state sync progress", "done", done, "total", total, "version", applied,
+				"target_version", info.Version, "tx_per_s", int64(rate), "eta", eta.Round(time.Second))
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// check verifies a chunk response for range r on its own: its proof must
+// place its transactions at r.start in the target's accumulator (using the
+// chunk's own left frontier, which ApplyChunk later compares with the
+// ledger's). Verifying on arrival lets chunks be checked out of order and in
+// parallel with fetching.
+func (s *stateSync) check(res chunkResult, r *chunkRange) (*ledger.Chunk, Outcome, error) {
+	switch {
+	case res.err == nil:
+	case errors.Is(res.err, ErrMisbehaved):
+		return nil, OutcomeInvalid, res.err
+	default:
+		return nil, OutcomeTimeout, res.err
+	}
+	switch res.resp.Status {
+	case protocol.StatusSucceeded:
+	case protocol.StatusNotEnoughBlocks, protocol.StatusBusy, protocol.StatusIDNotFound:
+		return nil, OutcomeUnavailable, fmt.Errorf("%w: %s", ErrUnavailable, res.resp.Status)
+	default:
+		return nil, OutcomeInvalid, fmt.Errorf("%w: status %s", ErrMisbehaved, res.resp.Status)
+	}
+	c := res.resp.Chunk
+	if c == nil {
+		return nil, OutcomeInvalid, fmt.Errorf("%w: success without a chunk", ErrMisbehaved)
+	}
+	if c.StartVersion != r.start || c.End() > r.end {
+		return nil, OutcomeInvalid, fmt.Errorf("%w: chunk [%d, %d) for a request of [%d, %d)", ErrMisbehaved, c.StartVersion, c.End(), r.start, r.end)
+	}
+	if err := ledger.VerifyChunk(c, c.Left, c.StartVersion, s.target.LedgerInfo.CommitInfo); err != nil {
+		return nil, OutcomeInvalid, fmt.Errorf("%w: %w", ErrMisbehaved, err)
+	}
+	return c, OutcomeValid, nil
+}
