@@ -65,7 +65,7 @@ type chunkResult struct {
 
 // StateSyncProgress reports a running state sync.
 type StateSyncProgress struct {
-	Done, Total uint64 // versions applied and to apply in this run
+	Done, Total uint64  // versions applied and to apply in this run
 	Rate        float64 // transactions per second since the run started
 	ETA         time.Duration
 }
@@ -92,7 +92,7 @@ func (s *stateSync) run(ctx context.Context, sc StateComputer) error {
 	defer ticker.Stop()
 
 	ranges := map[uint64]*chunkRange{} // by start
-	next := start                       // first version not yet in ranges
+	next := start                      // first version not yet in ranges
 	applied := start
 	inFlight := 0
 	results := make(chan chunkResult, s.cfg.ChunksInFlight)
