@@ -203,3 +203,45 @@ func TestRebuildAfterStateSync(t *testing.T) {
 		t.Fatalf("committed round %d, want 17", got)
 	}
 }
+
+func TestOpenReopen(t *testing.T) {
+	v := chaintest.NewValidators(7, 4)
+	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 5, TxSize: 40})
+	nodes := b.Extend(b.Genesis(), 30)
+	path := t.TempDir() + "/store.db"
+	o, err := blockstore.Open(path, v.Genesis, blockstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Blocks.InsertChain(chaintest.Blocks(nodes[:20])); err != nil {
+		t.Fatal(err)
+	}
+	committed, highest := o.Ledger.Committed(), o.Blocks.HighestQC()
+	if err := o.Disk.Close(); err != nil {
+		t.Fatal(err)
+	}
+	o, err = blockstore.Open(path, v.Genesis, blockstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Disk.Close()
+	if got := o.Ledger.Committed(); got != committed {
+		t.Fatalf("committed round %d after reopen, want %d", got.Round, committed.Round)
+	}
+	if got := o.Blocks.HighestQC(); got.CertifiedBlock() != highest.CertifiedBlock() {
+		t.Fatalf("highest QC round %d after reopen, want %d", got.Round(), highest.Round())
+	}
+	if o.SyncTarget != nil {
+		t.Fatal("sync target after a clean run")
+	}
+	// The chain goes on where it stopped, and committed blocks are served.
+	if err := o.Blocks.InsertChain(chaintest.Blocks(nodes[20:])); err != nil {
+		t.Fatal(err)
+	}
+	if got := o.Ledger.Committed().Round; got != 27 {
+		t.Fatalf("committed round %d, want 27", got)
+	}
+	if blk, ok := o.Blocks.GetBlock(nodes[4].Block.ID); !ok || blk.ID != nodes[4].Block.ID || len(blk.Payload()) != 5 {
+		t.Fatal("archived block 5 not served with its payload")
+	}
+}
