@@ -54,6 +54,50 @@ func (s *Signer) SignTimeout(epoch, round uint64) Signature {
 	return Signature{Signer: s.id, Sig: s.Sign(t.Hash())}
 }
 
+// sigBatch collects signatures to check at once with the ZIP-215 rules of
+// [verifySig]: a batch verifies if and only if every signature in it would
+// verify alone, but a failure does not say which one failed. A nil batch
+// stands for "check each signature as it comes".
+type sigBatch struct {
+	entries []sigEntry
+}
+
+type sigEntry struct {
+	pub ed25519.PublicKey
+	h   Hash
+	sig []byte
+}
+
+func newSigBatch(capacity int) *sigBatch {
+	return &sigBatch{entries: make([]sigEntry, 0, capacity)}
+}
+
+// add queues sig over h by pub; sig must not change until verify.
+func (b *sigBatch) add(pub ed25519.PublicKey, h Hash, sig []byte) {
+	b.entries = append(b.entries, sigEntry{pub: pub, h: h, sig: sig})
+}
+
+// verify reports whether every queued signature is valid; an empty batch
+// is valid. One signature is checked alone, which is cheaper.
+func (b *sigBatch) verify() bool {
+	switch len(b.entries) {
+	case 0:
+		return true
+	case 1:
+		e := &b.entries[0]
+		return verifySig(e.pub, e.h, e.sig)
+	}
+	bv := ed25519consensus.NewPreallocatedBatchVerifier(len(b.entries))
+	for i := range b.entries {
+		e := &b.entries[i]
+		if len(e.sig) != ed25519.SignatureSize {
+			return false
+		}
+		bv.Add(e.pub, e.h[:], e.sig)
+	}
+	return bv.Verify()
+}
+
 // verifySig checks one signature with the ZIP-215 rules.
 func verifySig(pub ed25519.PublicKey, h Hash, sig []byte) bool {
 	if len(sig) != ed25519.SignatureSize {

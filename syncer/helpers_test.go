@@ -2,6 +2,7 @@ package syncer_test
 
 import (
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 
@@ -49,6 +50,66 @@ func (p *memPersister) PruneTree(ids []chain.Hash) error {
 	return nil
 }
 
+// has reports whether block id and, if qc, a QC certifying it are stored.
+func (p *memPersister) has(id chain.Hash, qc bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, okb := p.blocks[id]
+	_, okq := p.qcs[id]
+	return okb && (!qc || okq)
+}
+
+// saveEvent is one SaveTree call: the ids of the blocks saved and of the
+// blocks the saved QCs certify.
+type saveEvent struct {
+	blocks, qcs []chain.Hash
+}
+
+// recorder is a memPersister that records every SaveTree call in order.
+type recorder struct {
+	*memPersister
+	mu     sync.Mutex
+	events []saveEvent
+	saves  map[chain.Hash]int // times each block was saved
+}
+
+func newRecorder() *recorder {
+	return &recorder{memPersister: newMemPersister(), saves: map[chain.Hash]int{}}
+}
+
+func (r *recorder) SaveTree(blocks []*chain.Block, qcs []chain.QuorumCert) error {
+	var ev saveEvent
+	r.mu.Lock()
+	for _, b := range blocks {
+		ev.blocks = append(ev.blocks, b.ID)
+		r.saves[b.ID]++
+	}
+	for _, qc := range qcs {
+		ev.qcs = append(ev.qcs, qc.CertifiedBlock().ID)
+	}
+	r.events = append(r.events, ev)
+	r.mu.Unlock()
+	return r.memPersister.SaveTree(blocks, qcs)
+}
+
+// log returns the recorded calls.
+func (r *recorder) log() []saveEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
+// saveCounts returns how many times each block was saved.
+func (r *recorder) saveCounts() map[chain.Hash]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[chain.Hash]int, len(r.saves))
+	for id, n := range r.saves {
+		out[id] = n
+	}
+	return out
+}
+
 // node is a block store over an in-memory ledger.
 type node struct {
 	ledger *ledger.Ledger
@@ -57,13 +118,19 @@ type node struct {
 
 func newNode(t testing.TB, v *chaintest.Validators) *node {
 	t.Helper()
+	return newNodeWith(t, v, newMemPersister())
+}
+
+// newNodeWith returns a node at genesis that persists to p.
+func newNodeWith(t testing.TB, v *chaintest.Validators, p blockstore.Persister) *node {
+	t.Helper()
 	l, err := ledger.New(ledger.NewMemStorage(), v.Genesis)
 	if err != nil {
 		t.Fatal(err)
 	}
 	qc := v.Genesis.QC()
 	root := blocktree.Root{Block: v.Genesis.Block(), Info: v.Genesis.BlockInfo(), QC: qc, LedgerInfo: qc}
-	s, err := blockstore.New(l, newMemPersister(), root, nil, nil, blockstore.Config{})
+	s, err := blockstore.New(l, p, root, nil, nil, blockstore.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,20 +149,38 @@ type world struct {
 // network, serving it.
 func newWorld(t testing.TB, validators, n, txs int) *world {
 	t.Helper()
+	v, nodes := buildChain(validators, n, txs, nil)
+	return newWorldFrom(t, v, nodes)
+}
+
+// buildChain builds n blocks in consecutive rounds, each QC signed by the
+// validators at the indexes signers (nil: all).
+func buildChain(validators, n, txs int, signers []int) (*chaintest.Validators, []*chaintest.Node) {
 	v := chaintest.NewValidators(11, validators)
-	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: txs, TxSize: 64, Seed: 3})
-	w := &world{v: v, nodes: b.Extend(b.Genesis(), n), net: syncertest.NewNet(), server: newNode(t, v)}
+	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: txs, TxSize: 64, Seed: 3, Signers: signers})
+	return v, b.Extend(b.Genesis(), n)
+}
+
+// newWorldFrom serves nodes (a chain from genesis) from every validator of
+// v over a fresh network. The server's highest QC is the last node's.
+func newWorldFrom(t testing.TB, v *chaintest.Validators, nodes []*chaintest.Node) *world {
+	t.Helper()
+	w := &world{v: v, nodes: nodes, net: syncertest.NewNet(), server: newNode(t, v)}
 	if err := w.server.store.InsertChain(chaintest.Blocks(w.nodes)); err != nil {
 		t.Fatal(err)
 	}
-	last := w.nodes[n-1].QC
-	if err := w.server.store.InsertQC(last); err != nil {
+	if err := w.server.store.InsertQC(nodes[len(nodes)-1].QC); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range v.Signers {
-		w.net.Add(s.ID(), &syncertest.Peer{Blocks: w.server.store, Ledger: w.server.ledger})
+		w.net.Add(s.ID(), w.honestPeer())
 	}
 	return w
+}
+
+// honestPeer returns a peer serving the world's chain.
+func (w *world) honestPeer() *syncertest.Peer {
+	return &syncertest.Peer{Blocks: w.server.store, Ledger: w.server.ledger}
 }
 
 // syncInfo is the server's SyncInfo: the QC of the last block and the commit
@@ -107,13 +192,42 @@ func (w *world) syncInfo() *chain.SyncInfo {
 
 func (w *world) author() peer.ID { return w.v.Signers[0].ID() }
 
+// id returns the peer id of validator i.
+func (w *world) id(i int) peer.ID { return w.v.Signers[i].ID() }
+
 func (w *world) client(t testing.TB, cfg syncer.Config) (*node, *syncer.Manager) {
 	t.Helper()
-	c := newNode(t, w.v)
+	return w.clientWith(t, cfg, "client", newMemPersister())
+}
+
+// clientWith returns a fresh node at genesis persisting to p, and its
+// manager running as self.
+func (w *world) clientWith(t testing.TB, cfg syncer.Config, self peer.ID, p blockstore.Persister) (*node, *syncer.Manager) {
+	t.Helper()
+	c := newNodeWith(t, w.v, p)
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	m, err := syncer.New(c.store, w.net, w.v.Verifier, "client", cfg)
+	m, err := syncer.New(c.store, w.net, w.v.Verifier, self, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c, m
+}
+
+// checkSynced fails t unless c holds the server's highest QC and committed
+// ledger.
+func (w *world) checkSynced(t testing.TB, c *node) {
+	t.Helper()
+	want := w.server.store.HighestQC()
+	if got := c.store.HighestQC(); got.CertifiedBlock() != want.CertifiedBlock() {
+		t.Fatalf("client highest QC round %d, want %d", got.Round(), want.Round())
+	}
+	if got, want := c.ledger.Committed(), w.server.ledger.Committed(); got != want {
+		t.Fatalf("client committed round %d version %d, server round %d version %d", got.Round, got.Version, want.Round, want.Version)
+	}
+	if got, want := c.ledger.Version(), w.server.ledger.Version(); got != want {
+		t.Fatalf("client ledger version %d, server %d", got, want)
+	}
+	if got, want := c.ledger.Root(), w.server.ledger.Root(); got != want {
+		t.Fatalf("client ledger root %s, server %s", got.Short(), want.Short())
+	}
 }

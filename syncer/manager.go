@@ -94,24 +94,35 @@ func (m *Manager) syncTo(ctx context.Context, si *chain.SyncInfo, from peer.ID) 
 	if err := m.verifier.VerifySyncInfo(si); err != nil {
 		return fmt.Errorf("%w: sync info from %s: %w", ErrMisbehaved, from, err)
 	}
-	if err := m.ProcessHighestLedgerInfo(ctx, &si.HighestCommitCert, from); err != nil {
+	// A peer caught lying is not asked again during this sync.
+	banned := newPeerSet()
+	if err := m.processHighestLedgerInfo(ctx, &si.HighestCommitCert, from, banned); err != nil {
 		return err
 	}
-	if err := m.FetchQuorumCert(ctx, si.HighestCommitCert, from); err != nil {
+	if err := m.fetchQuorumCert(ctx, si.HighestCommitCert, from, banned); err != nil {
 		return err
 	}
-	return m.FetchQuorumCert(ctx, si.HighestQC, from)
+	return m.fetchQuorumCert(ctx, si.HighestQC, from, banned)
 }
 
 // FetchQuorumCert inserts qc, fetching first the block it certifies and
 // every missing ancestor, walking back until a known block, then inserting
 // them oldest first — for each block its QC, then the block, executed — and
 // qc last. If the peers cannot supply the ancestors, qc is not added. qc
-// must have been verified.
+// must have been verified. With more than one block per request the walk is
+// pipelined: the next request leaves while the current response is
+// verified (see [walk]).
 func (m *Manager) FetchQuorumCert(ctx context.Context, qc chain.QuorumCert, preferred peer.ID) error {
+	return m.fetchQuorumCert(ctx, qc, preferred, newPeerSet())
+}
+
+// fetchQuorumCert is FetchQuorumCert skipping the peers of banned, where it
+// adds those that misbehave.
+func (m *Manager) fetchQuorumCert(ctx context.Context, qc chain.QuorumCert, preferred peer.ID, banned *peerSet) error {
 	locks := m.locks.newSet()
 	defer locks.releaseAll()
-	banned := newPeerSet()
+	w := &walk{m: m, ctx: ctx, preferred: preferred, banned: banned, pipelined: m.cfg.BlocksPerRequest > 1}
+	defer w.stop()
 
 	var pending []*chain.Block // newest first
 	pendingBytes := 0
@@ -126,15 +137,15 @@ func (m *Manager) FetchQuorumCert(ctx context.Context, qc chain.QuorumCert, pref
 		}
 		root := m.store.Root().Info
 		if next.Round() <= root.Round {
+			if next == &qc {
+				// The node committed past qc's block while this call
+				// waited for its lock (or before): nothing to insert.
+				return nil
+			}
 			return fmt.Errorf("syncer: QC certifies block %s of round %d, at or below the root's round %d: %w",
 				id.Short(), next.Round(), root.Round, blocktree.ErrBelowRoot)
 		}
-		n := min(uint64(m.cfg.BlocksPerRequest), next.Round()-root.Round)
-		var target chain.Hash
-		if n > 1 {
-			target = m.store.Root().Block.ID
-		}
-		blocks, err := m.retriever.RetrieveBlocksForQC(ctx, next, int(n), target, preferred, banned)
+		blocks, err := w.retrieve(next)
 		if err != nil {
 			return err
 		}
@@ -171,6 +182,13 @@ func (m *Manager) FetchQuorumCert(ctx context.Context, qc chain.QuorumCert, pref
 // insert inserts pending blocks, oldest first: in batches through
 // InsertChain (one durable write per batch), or one QC and one block at a
 // time as the seed does when BlocksPerRequest is 1.
+//
+// In batches, the next batch is executed on another goroutine while the
+// store persists and commits the current one: the ledger keeps each
+// block's execution result until it commits or drops the block, so
+// InsertChain finds the results ready. A failed execution ahead is simply
+// done again by InsertChain, which reports the error; results left over
+// by a failed insert are dropped by the ledger's next commit past them.
 func (m *Manager) insert(pending []*chain.Block) error {
 	if m.cfg.BlocksPerRequest == 1 {
 		for _, b := range pending {
@@ -184,9 +202,24 @@ func (m *Manager) insert(pending []*chain.Block) error {
 		return nil
 	}
 	const batch = 256
+	l := m.store.Ledger()
+	execute := func(blocks []*chain.Block) {
+		for _, b := range blocks {
+			if _, err := l.Execute(b); err != nil {
+				return
+			}
+		}
+	}
 	for len(pending) > 0 {
 		n := min(batch, len(pending))
-		if err := m.store.InsertChain(pending[:n]); err != nil {
+		execute(pending[:n]) // done ahead but for the first batch: lookups only
+		var ahead sync.WaitGroup
+		if rest := pending[n:]; len(rest) > 0 {
+			ahead.Go(func() { execute(rest[:min(batch, len(rest))]) })
+		}
+		err := m.store.InsertChain(pending[:n])
+		ahead.Wait()
+		if err != nil {
 			return err
 		}
 		pending = pending[n:]
@@ -203,6 +236,12 @@ func (m *Manager) insert(pending []*chain.Block) error {
 // rebuilds the tree with root (B0, C0, C2) and blocks [B1, B2]. commitCert
 // must have been verified.
 func (m *Manager) ProcessHighestLedgerInfo(ctx context.Context, commitCert *chain.QuorumCert, from peer.ID) error {
+	return m.processHighestLedgerInfo(ctx, commitCert, from, newPeerSet())
+}
+
+// processHighestLedgerInfo is ProcessHighestLedgerInfo skipping the peers
+// of banned, where it adds those that misbehave.
+func (m *Manager) processHighestLedgerInfo(ctx context.Context, commitCert *chain.QuorumCert, from peer.ID, banned *peerSet) error {
 	if !m.store.NeedSync(commitCert) {
 		return nil
 	}
@@ -213,7 +252,6 @@ func (m *Manager) ProcessHighestLedgerInfo(ctx context.Context, commitCert *chai
 	}
 	m.log.Info("fast-forward started", "peer", from, "commit_block_id", commit.ID.Short(),
 		"commit_round", commit.Round, "root_round", root.Round, "target_version", commit.Version)
-	banned := newPeerSet()
 	chain3, err := m.fetchChain(ctx, commitCert, 3, from, banned)
 	if err != nil {
 		return err

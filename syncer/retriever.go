@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -88,8 +90,39 @@ func (r *Retriever) RetrieveBlocksForQC(ctx context.Context, qc *chain.QuorumCer
 	if banned == nil {
 		banned = newPeerSet()
 	}
+	return r.retrieve(ctx, qc, n, target, preferred, "", banned, nil, r.recorder(banned))
+}
+
+// recordFunc takes note of the outcome of one attempt.
+type recordFunc func(p peer.ID, o Outcome, latency time.Duration)
+
+// recorder returns the recordFunc of a retrieval whose results count: the
+// outcome goes to the scores, and a peer that sent an invalid response is
+// banned for the rest of the sync.
+func (r *Retriever) recorder(banned *peerSet) recordFunc {
+	return func(p peer.ID, o Outcome, latency time.Duration) {
+		r.scores.Record(p, o, latency)
+		if o == OutcomeInvalid {
+			banned.add(p)
+		}
+	}
+}
+
+// peekFunc sees, on the retrieving goroutine, the last block of a response
+// from p that passed the structural checks, before its signatures are
+// verified; then nil if the signatures turn out invalid.
+type peekFunc func(last *chain.Block, p peer.ID)
+
+// retrieve is RetrieveBlocksForQC with hooks: peek, if not nil, follows the
+// responses; record takes note of each attempt's outcome. The peer deferred,
+// if not empty, is asked last.
+func (r *Retriever) retrieve(ctx context.Context, qc *chain.QuorumCert, n int, target chain.Hash, preferred, deferred peer.ID, banned *peerSet,
+	peek peekFunc, record recordFunc) ([]*chain.Block, error) {
 	req := BlockRequestFor(qc, n, target)
 	candidates := r.candidates(qc, preferred, banned)
+	if i := slices.Index(candidates, deferred); i >= 0 && deferred != "" {
+		candidates = append(slices.Delete(candidates, i, i+1), deferred)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops the attempts still in flight when one wins
@@ -154,13 +187,12 @@ func (r *Retriever) RetrieveBlocksForQC(ctx context.Context, qc *chain.QuorumCer
 		select {
 		case res := <-results:
 			inFlight--
-			blocks, outcome, err := r.check(res, qc, n, target)
-			r.scores.Record(res.peer, outcome, res.latency)
+			blocks, outcome, err := r.check(res, qc, n, target, peek)
+			record(res.peer, outcome, res.latency)
 			if err == nil {
 				return blocks, nil
 			}
 			if outcome == OutcomeInvalid {
-				banned.add(res.peer)
 				r.log.Warn("peer sent invalid blocks", "peer", res.peer, "block_id", req.BlockID.Short(), "err", err)
 			} else {
 				r.log.Debug("block request failed", "peer", res.peer, "block_id", req.BlockID.Short(), "outcome", outcome, "err", err)
@@ -248,8 +280,8 @@ func (r *Retriever) candidates(qc *chain.QuorumCert, preferred peer.ID, banned *
 }
 
 // check turns an attempt's result into verified blocks, or an error with the
-// outcome to score.
-func (r *Retriever) check(res attemptResult, qc *chain.QuorumCert, n int, target chain.Hash) ([]*chain.Block, Outcome, error) {
+// outcome to score. peek, if not nil, follows the response (see peekFunc).
+func (r *Retriever) check(res attemptResult, qc *chain.QuorumCert, n int, target chain.Hash, peek peekFunc) ([]*chain.Block, Outcome, error) {
 	switch {
 	case res.err == nil:
 	case errors.Is(res.err, ErrMisbehaved):
@@ -257,9 +289,18 @@ func (r *Retriever) check(res attemptResult, qc *chain.QuorumCert, n int, target
 	default:
 		return nil, OutcomeTimeout, res.err
 	}
-	if err := VerifyBlockResponse(r.verifier, res.resp, qc, n, target); err != nil {
+	if err := checkResponseShape(res.resp, qc, n, target); err != nil {
 		if errors.Is(err, ErrUnavailable) {
 			return nil, OutcomeUnavailable, err
+		}
+		return nil, OutcomeInvalid, err
+	}
+	if peek != nil {
+		peek(res.resp.Blocks[len(res.resp.Blocks)-1], res.peer)
+	}
+	if err := verifyBlocks(r.verifier, res.resp.Blocks); err != nil {
+		if peek != nil {
+			peek(nil, res.peer)
 		}
 		return nil, OutcomeInvalid, err
 	}
@@ -271,48 +312,96 @@ func (r *Retriever) check(res attemptResult, qc *chain.QuorumCert, n int, target
 // next one the parent of the one before, every block valid against the
 // validator set, and, when the status says the target was reached, the last
 // block a child of target. An honest refusal wraps ErrUnavailable; anything
-// else wraps ErrMisbehaved.
+// else wraps ErrMisbehaved. The structure is checked first, then the blocks'
+// signatures, in batches spread over GOMAXPROCS goroutines.
 func VerifyBlockResponse(v *chain.Verifier, resp *protocol.BlockResponse, qc *chain.QuorumCert, n int, target chain.Hash) error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrMisbehaved}, args...)...)
+	if err := checkResponseShape(resp, qc, n, target); err != nil {
+		return err
 	}
+	return verifyBlocks(v, resp.Blocks)
+}
+
+// checkResponseShape runs the checks of VerifyBlockResponse that need no
+// signature: status, count, the first block, parent links and target.
+func checkResponseShape(resp *protocol.BlockResponse, qc *chain.QuorumCert, n int, target chain.Hash) error {
 	switch resp.Status {
 	case protocol.StatusSucceeded:
 	case protocol.StatusSucceededWithTarget:
 		if target.IsZero() {
-			return bad("status %s without a target", resp.Status)
+			return misbehaved("status %s without a target", resp.Status)
 		}
 	case protocol.StatusNotEnoughBlocks, protocol.StatusIDNotFound, protocol.StatusBusy:
 		return fmt.Errorf("%w: %s", ErrUnavailable, resp.Status)
 	default:
-		return bad("status %s", resp.Status)
+		return misbehaved("status %s", resp.Status)
 	}
 	blocks := resp.Blocks
 	if len(blocks) == 0 || len(blocks) > n {
-		return bad("%d blocks, asked for %d", len(blocks), n)
+		return misbehaved("%d blocks, asked for %d", len(blocks), n)
 	}
 	want := qc.CertifiedBlock()
 	if b := blocks[0]; b == nil || b.ID != want.ID || b.Round() != want.Round || b.Epoch() != want.Epoch {
-		return bad("first block is not the certified block %s", want.ID.Short())
+		return misbehaved("first block is not the certified block %s", want.ID.Short())
 	}
 	for i, b := range blocks {
 		if b == nil {
-			return bad("block %d is missing", i)
+			return misbehaved("block %d is missing", i)
 		}
 		if i > 0 {
 			if err := chain.VerifyParent(blocks[i-1], b); err != nil {
-				return bad("block %d: %w", i, err)
+				return misbehaved("block %d: %w", i, err)
 			}
 		}
 		if b.ID == target {
-			return bad("block %d is the target, which must not be sent", i)
-		}
-		if err := v.VerifyBlock(b); err != nil {
-			return bad("block %d: %w", i, err)
+			return misbehaved("block %d is the target, which must not be sent", i)
 		}
 	}
 	if resp.Status == protocol.StatusSucceededWithTarget && blocks[len(blocks)-1].ParentID() != target {
-		return bad("status %s but the last block's parent is not the target", resp.Status)
+		return misbehaved("status %s but the last block's parent is not the target", resp.Status)
+	}
+	return nil
+}
+
+func misbehaved(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrMisbehaved}, args...)...)
+}
+
+// minBlocksPerWorker keeps the chunks verified in parallel large enough for
+// batch verification to pay.
+const minBlocksPerWorker = 8
+
+// verifyBlocks verifies blocks against v, each as chain's VerifyBlock does:
+// contiguous chunks, one per goroutine up to GOMAXPROCS, each chunk's
+// signatures in one batch. Every goroutine has finished when it returns.
+// The error names the first bad block and wraps ErrMisbehaved.
+func verifyBlocks(v *chain.Verifier, blocks []*chain.Block) error {
+	workers := min(runtime.GOMAXPROCS(0), (len(blocks)+minBlocksPerWorker-1)/minBlocksPerWorker)
+	if workers <= 1 {
+		if i, err := v.VerifyBlocks(blocks); err != nil {
+			return misbehaved("block %d: %w", i, err)
+		}
+		return nil
+	}
+	size := (len(blocks) + workers - 1) / workers
+	type result struct {
+		bad int
+		err error
+	}
+	results := make([]result, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo := w * size
+		hi := min(lo+size, len(blocks))
+		wg.Go(func() {
+			i, err := v.VerifyBlocks(blocks[lo:hi])
+			results[w] = result{bad: lo + i, err: err}
+		})
+	}
+	wg.Wait()
+	for _, r := range results {
+		if r.err != nil {
+			return misbehaved("block %d: %w", r.bad, r.err)
+		}
 	}
 	return nil
 }
