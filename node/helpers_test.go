@@ -1,0 +1,127 @@
+package node_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/blockstore"
+	"github.com/p2pnode/p2pnode/chain/chaintest"
+	"github.com/p2pnode/p2pnode/node"
+)
+
+// fullNodeSeed derives the keys of full nodes, which are not validators.
+const fullNodeSeed = 999
+
+// testWriter forwards logs to the test's output until the test ends, then
+// drops them (libp2p goroutines may log while the host closes).
+type testWriter struct {
+	mu   sync.Mutex
+	w    io.Writer
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return len(p), nil
+	}
+	return w.w.Write(p)
+}
+
+// testLogger logs at level to t's output, tagged with name.
+func testLogger(t testing.TB, name string, level slog.Level) *slog.Logger {
+	w := &testWriter{w: t.Output()}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With("node", name)
+}
+
+// testConfig is a node of genesis g with key, in a fresh home, tuned for
+// fast tests on loopback.
+func testConfig(t testing.TB, name string, g *chain.Genesis, key crypto.PrivKey) node.Config {
+	cfg := node.DefaultConfig()
+	cfg.Home = t.TempDir()
+	cfg.Genesis = g
+	cfg.Key = key
+	cfg.SyncInfoInterval = 200 * time.Millisecond
+	cfg.ReconnectMin = 50 * time.Millisecond
+	cfg.ReconnectMax = 500 * time.Millisecond
+	cfg.SyncTimeout = 20 * time.Second
+	cfg.Logger = testLogger(t, name, slog.LevelWarn)
+	return cfg
+}
+
+// start builds and runs a node until the test ends.
+func start(t testing.TB, cfg node.Config) *node.Node {
+	t.Helper()
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return n
+}
+
+// waitFor polls cond until it holds, failing the test after a bound.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatalf("test ended waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+// preload writes the chain of nodes, and the QC of the last one, into the
+// store of the node whose home is home, as if it had followed the chain.
+func preload(t testing.TB, home string, g *chain.Genesis, nodes []*chaintest.Node) {
+	t.Helper()
+	o, err := blockstore.Open(filepath.Join(home, node.StoreFile), g, blockstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Disk.Close()
+	if err := o.Blocks.InsertChain(chaintest.Blocks(nodes)); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Blocks.InsertQC(nodes[len(nodes)-1].QC); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func addrInfos(ns ...*node.Node) []peer.AddrInfo {
+	var out []peer.AddrInfo
+	for _, n := range ns {
+		out = append(out, n.AddrInfo())
+	}
+	return out
+}

@@ -1,0 +1,110 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/protocol"
+	"github.com/p2pnode/p2pnode/syncer"
+)
+
+// Network is the syncer's network over libp2p streams: one stream per
+// request, as docs/protocol.md section 7 says. A malformed or oversize
+// response wraps syncer.ErrMisbehaved; a stream that fails, times out or is
+// cancelled gives a plain error. It is safe for concurrent use.
+type Network struct {
+	h        host.Host
+	blocksID libp2pproto.ID
+	chunksID libp2pproto.ID
+}
+
+var _ syncer.Network = (*Network)(nil)
+
+// NewNetwork returns the network of chain chainID over h.
+func NewNetwork(h host.Host, chainID string) *Network {
+	return &Network{h: h, blocksID: protocol.BlocksID(chainID), chunksID: protocol.ChunksID(chainID)}
+}
+
+// RequestBlocks asks p for blocks.
+func (n *Network) RequestBlocks(ctx context.Context, p peer.ID, req protocol.BlockRequest) (*protocol.BlockResponse, error) {
+	var resp protocol.BlockResponse
+	if err := n.request(ctx, p, n.blocksID, &req, protocol.MaxBlockResponseSize, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// RequestChunk asks p for a chunk of the ledger.
+func (n *Network) RequestChunk(ctx context.Context, p peer.ID, req protocol.ChunkRequest) (*protocol.ChunkResponse, error) {
+	var resp protocol.ChunkResponse
+	if err := n.request(ctx, p, n.chunksID, &req, protocol.MaxChunkResponseSize, &resp); err != nil {
+		return nil, err
+	}
+	if resp.Status == protocol.StatusSucceeded && resp.Chunk == nil {
+		return nil, fmt.Errorf("%w: %s: chunk response succeeded without a chunk", syncer.ErrMisbehaved, p)
+	}
+	return &resp, nil
+}
+
+// Peers returns the connected peers.
+func (n *Network) Peers() []peer.ID { return n.h.Network().Peers() }
+
+// request writes req on a new stream to p, closes its write side and reads
+// one response frame of at most limit bytes into resp. The stream is closed
+// on success and reset on any error; ctx's deadline bounds the whole
+// exchange and its cancellation resets the stream.
+func (n *Network) request(ctx context.Context, p peer.ID, id libp2pproto.ID, req any, limit int, resp any) (err error) {
+	s, err := n.h.NewStream(ctx, p, id)
+	if err != nil {
+		return fmt.Errorf("node: open %s stream to %s: %w", id, p, err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer func() {
+		stop()
+		if err != nil {
+			_ = s.Reset()
+			if ctx.Err() != nil && !errors.Is(err, syncer.ErrMisbehaved) {
+				err = fmt.Errorf("node: %s request to %s: %w (%w)", id, p, ctx.Err(), err)
+			}
+			return
+		}
+		_ = s.Close()
+	}()
+	if dl, ok := ctx.Deadline(); ok {
+		if err := s.SetDeadline(dl); err != nil {
+			return fmt.Errorf("node: set deadline: %w", err)
+		}
+	}
+	if err := protocol.WriteMsg(s, req); err != nil {
+		return fmt.Errorf("node: write %s request to %s: %w", id, p, err)
+	}
+	if err := s.CloseWrite(); err != nil {
+		return fmt.Errorf("node: close %s request to %s: %w", id, p, err)
+	}
+	if err := protocol.ReadMsg(s, limit, resp); err != nil {
+		if ctx.Err() == nil && isPeerFault(err) {
+			return fmt.Errorf("%w: %s response from %s: %w", syncer.ErrMisbehaved, id, p, err)
+		}
+		return fmt.Errorf("node: read %s response from %s: %w", id, p, err)
+	}
+	return nil
+}
+
+// isPeerFault reports whether a read error proves the sender broke the
+// protocol: a malformed, empty, oversize or truncated frame, a clean end of
+// stream instead of a response, or bytes that do not decode.
+func isPeerFault(err error) bool {
+	return errors.Is(err, protocol.ErrFrameTooLarge) ||
+		errors.Is(err, protocol.ErrFrameEmpty) ||
+		errors.Is(err, protocol.ErrFrameLength) ||
+		errors.Is(err, chain.ErrDecode) ||
+		errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF)
+}

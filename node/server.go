@@ -1,0 +1,193 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/blockstore"
+	"github.com/p2pnode/p2pnode/protocol"
+	"github.com/p2pnode/p2pnode/syncer"
+)
+
+// maxBlockResponse is the protocol's cap on an encoded block response.
+const maxBlockResponse = protocol.MaxBlockResponseSize
+
+// server answers the block and chunk protocols from the local chain. Each
+// stream is handled on the goroutine libp2p gives it; the resource
+// manager's service limits bound how many run at once. It is safe for
+// concurrent use.
+type server struct {
+	store   *blockstore.Store
+	limiter *rateLimiter
+	limits  Limits
+	log     *slog.Logger
+	served  func(proto string, st protocol.Status) // counts answers
+}
+
+// handleBlocks serves one block request.
+func (s *server) handleBlocks(st network.Stream) {
+	var req protocol.BlockRequest
+	if !s.readRequest(st, protocol.MaxBlockRequestSize, &req) {
+		return
+	}
+	resp := &protocol.BlockResponse{Status: protocol.StatusBusy}
+	if s.limiter.allow(st.Conn().RemotePeer()) {
+		resp = syncer.ServeBlocks(s.store, &req, s.limits.MaxBlockResponseBytes-4096)
+	}
+	body, err := encodeBlockResponse(resp, s.limits.MaxBlockResponseBytes)
+	if err != nil {
+		s.log.Error("encode block response", "err", err)
+		_ = st.Reset()
+		return
+	}
+	s.writeResponse(st, "blocks", resp.Status, body)
+}
+
+// handleChunks serves one chunk request.
+func (s *server) handleChunks(st network.Stream) {
+	var req protocol.ChunkRequest
+	if !s.readRequest(st, protocol.MaxChunkRequestSize, &req) {
+		return
+	}
+	resp := &protocol.ChunkResponse{Status: protocol.StatusBusy}
+	if s.limiter.allow(st.Conn().RemotePeer()) {
+		resp = syncer.ServeChunk(s.store.Ledger(), &req)
+	}
+	body, err := chain.Encode(resp)
+	if err != nil {
+		s.log.Error("encode chunk response", "err", err)
+		_ = st.Reset()
+		return
+	}
+	s.writeResponse(st, "chunks", resp.Status, body)
+}
+
+// readRequest puts st in the sync service and reads one request frame of at
+// most limit bytes into req before the request timeout. On failure it
+// resets st and returns false.
+func (s *server) readRequest(st network.Stream, limit int, req any) bool {
+	if err := st.Scope().SetService(syncService); err != nil {
+		s.log.Debug("sync service scope", "peer", st.Conn().RemotePeer(), "err", err)
+		_ = st.Reset()
+		return false
+	}
+	if err := st.SetReadDeadline(time.Now().Add(s.limits.RequestTimeout)); err != nil {
+		_ = st.Reset()
+		return false
+	}
+	if err := protocol.ReadMsg(st, limit, req); err != nil {
+		lvl := slog.LevelDebug // a reset, a timeout or a client that gave up
+		if isPeerFault(err) && !errors.Is(err, io.EOF) {
+			lvl = slog.LevelWarn
+		}
+		s.log.Log(context.Background(), lvl, "bad request", "peer", st.Conn().RemotePeer(), "protocol", st.Protocol(), "err", err)
+		_ = st.Reset()
+		return false
+	}
+	return true
+}
+
+// writeResponse writes body as one frame before the response timeout and
+// closes st; the memory of body is reserved in st's scope first, and a
+// response the scope cannot afford is replaced by busy.
+func (s *server) writeResponse(st network.Stream, proto string, status protocol.Status, body []byte) {
+	if err := st.Scope().ReserveMemory(len(body), network.ReservationPriorityMedium); err != nil {
+		s.log.Debug("response over memory limit", "peer", st.Conn().RemotePeer(), "bytes", len(body), "err", err)
+		status = protocol.StatusBusy
+		if body, err = busyResponse(proto); err != nil {
+			_ = st.Reset()
+			return
+		}
+	} else {
+		defer st.Scope().ReleaseMemory(len(body))
+	}
+	if err := st.SetWriteDeadline(time.Now().Add(s.limits.ResponseTimeout)); err != nil {
+		_ = st.Reset()
+		return
+	}
+	if err := protocol.WriteFrame(st, body); err != nil {
+		s.log.Debug("write response", "peer", st.Conn().RemotePeer(), "protocol", st.Protocol(), "err", err)
+		_ = st.Reset()
+		return
+	}
+	s.served(proto, status)
+	_ = st.Close()
+}
+
+func busyResponse(proto string) ([]byte, error) {
+	if proto == "blocks" {
+		return chain.Encode(&protocol.BlockResponse{Status: protocol.StatusBusy})
+	}
+	return chain.Encode(&protocol.ChunkResponse{Status: protocol.StatusBusy})
+}
+
+// encodeBlockResponse encodes resp, dropping blocks from its end until the
+// encoding fits in limit bytes (one block always fits: limit is above
+// chain.MaxEncodedBlockSize). A cut response has status succeeded.
+func encodeBlockResponse(resp *protocol.BlockResponse, limit int) ([]byte, error) {
+	for {
+		body, err := chain.Encode(resp)
+		if err != nil || len(body) <= limit || len(resp.Blocks) <= 1 {
+			return body, err
+		}
+		resp = &protocol.BlockResponse{Status: protocol.StatusSucceeded, Blocks: resp.Blocks[:len(resp.Blocks)/2]}
+	}
+}
+
+// rateLimiter is a token bucket per peer. It forgets peers whose bucket is
+// full again, so it holds at most the peers active in the last burst/rate
+// seconds. It is safe for concurrent use.
+type rateLimiter struct {
+	rate  float64
+	burst float64
+	mu    sync.Mutex
+	peers map[peer.ID]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newRateLimiter(rate float64, burst int) *rateLimiter {
+	return &rateLimiter{rate: rate, burst: float64(burst), peers: make(map[peer.ID]*bucket)}
+}
+
+// allow takes a token from p's bucket and reports whether there was one.
+func (r *rateLimiter) allow(p peer.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	b, ok := r.peers[p]
+	if !ok {
+		if len(r.peers) >= 4096 {
+			r.sweep(now)
+		}
+		b = &bucket{tokens: r.burst, last: now}
+		r.peers[p] = b
+	}
+	b.tokens = min(r.burst, b.tokens+now.Sub(b.last).Seconds()*r.rate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// sweep forgets the peers whose buckets have refilled.
+func (r *rateLimiter) sweep(now time.Time) {
+	for p, b := range r.peers {
+		if b.tokens+now.Sub(b.last).Seconds()*r.rate >= r.burst {
+			delete(r.peers, p)
+		}
+	}
+}

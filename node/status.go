@@ -1,0 +1,71 @@
+package node
+
+// Status is a snapshot of a node, as GET /status returns it.
+type Status struct {
+	ChainID string `json:"chain_id"`
+	PeerID  string `json:"peer_id"`
+	// Role is "validator" or "fullnode".
+	Role string `json:"role"`
+	// Round is consensus's current round on a validator; on a full node,
+	// the round after the highest QC.
+	Round          uint64 `json:"round"`
+	HighestQCRound uint64 `json:"highest_qc_round"`
+	// CommittedRound, CommittedVersion and CommittedBlockID describe the
+	// ledger's last committed block.
+	CommittedRound   uint64 `json:"committed_round"`
+	CommittedVersion uint64 `json:"committed_version"`
+	CommittedBlockID string `json:"committed_block_id"`
+	// RootRound is the round of the block tree's root.
+	RootRound   uint64   `json:"root_round"`
+	Peers       int      `json:"peers"`
+	Syncing     bool     `json:"syncing"`
+	MempoolTxs  int      `json:"mempool_txs"`
+	ListenAddrs []string `json:"listen_addrs"`
+	// Consensus is set on a validator.
+	Consensus *ConsensusStatus `json:"consensus,omitempty"`
+}
+
+// ConsensusStatus is a validator's consensus counters.
+type ConsensusStatus struct {
+	HighestTCRound uint64 `json:"highest_tc_round"`
+	LastVotedRound uint64 `json:"last_voted_round"`
+	Timeouts       uint64 `json:"timeouts"`
+	Proposals      uint64 `json:"proposals"`
+	Dropped        uint64 `json:"dropped"`
+}
+
+// Status returns a snapshot of the node. It is safe for concurrent use.
+func (n *Node) Status() Status {
+	st := n.opened.Blocks
+	committed := st.Ledger().Committed()
+	qc := st.HighestQC()
+	s := Status{
+		ChainID:          n.cfg.Genesis.ChainID,
+		PeerID:           n.host.ID().String(),
+		Role:             n.role(),
+		Round:            qc.Round() + 1,
+		HighestQCRound:   qc.Round(),
+		CommittedRound:   committed.Round,
+		CommittedVersion: st.Ledger().Version(),
+		CommittedBlockID: committed.ID.String(),
+		RootRound:        st.Root().Info.Round,
+		Peers:            len(n.host.Network().Peers()),
+		Syncing:          n.mgr.Syncing(),
+		MempoolTxs:       n.mempool.Len(),
+	}
+	for _, a := range n.host.Addrs() {
+		s.ListenAddrs = append(s.ListenAddrs, a.String())
+	}
+	if n.engine != nil {
+		es := n.engine.Status()
+		s.Round = es.Round
+		s.Consensus = &ConsensusStatus{
+			HighestTCRound: es.HighestTCRound,
+			LastVotedRound: es.LastVotedRound,
+			Timeouts:       es.Timeouts,
+			Proposals:      es.Proposals,
+			Dropped:        es.Dropped,
+		}
+	}
+	return s
+}
