@@ -311,8 +311,14 @@ func TestByzantinePeer(t *testing.T) {
 					w.checkSynced(t, c)
 					if f.kind == faultTimeout && cfg.FastForwardRounds > 0 && cfg.HedgeDelay > 0 {
 						// Every block request to the silent peer is hedged
-						// and the hedge wins: the cancelled attempts are
-						// not scored, and no state sync runs.
+						// and the hedge wins: no timeout is recorded, but
+						// the cancelled attempts still rank it below the
+						// honest peers.
+						for _, h := range w.peerIDs(1, 2, 3) {
+							if m.Scores().Score(liar) >= m.Scores().Score(h) {
+								t.Errorf("silent peer scores %.2f, honest %s %.2f", m.Scores().Score(liar), h, m.Scores().Score(h))
+							}
+						}
 						return
 					}
 					checkFaultScore(t, w, m.Scores(), liar, f.kind, w.peerIDs(1, 2, 3))

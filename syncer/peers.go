@@ -111,6 +111,29 @@ func (s *Scores) evictLocked(now time.Time) {
 	delete(s.peers, best)
 }
 
+// NoteSlow notes that p had not answered after d when its request was
+// cancelled because another peer answered first: its latency average moves
+// up towards d (never down), with no penalty, so ranking learns that it is
+// slower than the winner without treating it as faulty.
+func (s *Scores) NoteSlow(p peer.ID, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps, ok := s.peers[p]
+	if !ok {
+		if len(s.peers) >= maxScoredPeers {
+			s.evictLocked(time.Now())
+		}
+		ps = &peerScore{at: time.Now()}
+		s.peers[p] = ps
+	}
+	if d > ps.latency {
+		ps.latency = (ps.latency*7 + d) / 8
+		if ps.latency < d/8 {
+			ps.latency = d / 8
+		}
+	}
+}
+
 // Score returns p's score: minus its decayed penalty, minus one point per
 // 100 ms of average latency. An unknown peer scores 0.
 func (s *Scores) Score(p peer.ID) float64 {

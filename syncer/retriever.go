@@ -127,6 +127,12 @@ func (r *Retriever) retrieve(ctx context.Context, qc *chain.QuorumCert, n int, t
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops the attempts still in flight when one wins
 	results := make(chan attemptResult, len(candidates))
+	started := make(map[peer.ID]time.Time, len(candidates)) // attempts in flight
+	defer func() {
+		for p, t := range started { // losers of a hedge, cancelled now
+			r.scores.NoteSlow(p, time.Since(t))
+		}
+	}()
 	next, attempt, inFlight := 0, 0, 0
 	deadlineReached := false
 
@@ -146,6 +152,7 @@ func (r *Retriever) retrieve(ctx context.Context, qc *chain.QuorumCert, n int, t
 		p := candidates[next]
 		next++
 		inFlight++
+		started[p] = time.Now()
 		r.log.Debug("fetching blocks", "block_id", req.BlockID.Short(), "count", req.Count, "peer", p, "attempt", attempt)
 		go func() {
 			actx, acancel := context.WithTimeout(ctx, timeout)
@@ -187,6 +194,7 @@ func (r *Retriever) retrieve(ctx context.Context, qc *chain.QuorumCert, n int, t
 		select {
 		case res := <-results:
 			inFlight--
+			delete(started, res.peer)
 			blocks, outcome, err := r.check(res, qc, n, target, peek)
 			record(res.peer, outcome, res.latency)
 			if err == nil {

@@ -63,13 +63,6 @@ type chunkResult struct {
 	latency time.Duration
 }
 
-// StateSyncProgress reports a running state sync.
-type StateSyncProgress struct {
-	Done, Total uint64  // versions applied and to apply in this run
-	Rate        float64 // transactions per second since the run started
-	ETA         time.Duration
-}
-
 // run syncs sc to s.target. It returns nil once sc holds the target.
 func (s *stateSync) run(ctx context.Context, sc StateComputer) error {
 	info := s.target.LedgerInfo.CommitInfo
@@ -106,10 +99,15 @@ func (s *stateSync) run(ctx context.Context, sc StateComputer) error {
 		}
 	}()
 
+	// A peer that timed out twice in this run is asked again only when no
+	// other peer is left for a range, so a silent peer costs at most two
+	// timeouts instead of one per chunk.
+	const maxTimeouts = 2
+	timeouts := map[peer.ID]int{}
 	launch := func(r *chunkRange) bool {
-		for i := range s.peers {
+		for i := range 2 * len(s.peers) {
 			p := s.peers[(peerTurn+i)%len(s.peers)]
-			if r.tried[p] || s.banned.has(p) {
+			if r.tried[p] || s.banned.has(p) || (i < len(s.peers) && timeouts[p] >= maxTimeouts) {
 				continue
 			}
 			peerTurn = (peerTurn + i + 1) % len(s.peers)
@@ -149,6 +147,9 @@ func (s *stateSync) run(ctx context.Context, sc StateComputer) error {
 			r.inFlight = false
 			chunk, outcome, err := s.check(res, r)
 			s.scores.Record(res.peer, outcome, res.latency)
+			if outcome == OutcomeTimeout {
+				timeouts[res.peer]++
+			}
 			if err != nil {
 				if outcome == OutcomeInvalid {
 					s.banned.add(res.peer)

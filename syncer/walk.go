@@ -90,13 +90,19 @@ func (w *walk) retrieve(qc *chain.QuorumCert) ([]*chain.Block, error) {
 
 // request returns the size and target of the request for the blocks ending
 // with the one qc certifies: as many as BlocksPerRequest allows, stopping at
-// the root.
+// the closest block the node is likely to have — its highest certified block
+// when qc is above it (a node that follows the chain closely then fetches
+// only the new blocks), else the root. If qc's chain does not pass through
+// the target, the walk simply goes on until it meets a known block.
 func (w *walk) request(qc *chain.QuorumCert) (int, chain.Hash) {
-	root := w.m.store.Root()
-	n := min(uint64(w.m.cfg.BlocksPerRequest), qc.Round()-root.Info.Round)
+	known := w.m.store.Root().Info
+	if _, hc := w.m.store.HighestCertifiedBlock(); hc.Round < qc.Round() {
+		known = hc
+	}
+	n := min(uint64(w.m.cfg.BlocksPerRequest), qc.Round()-known.Round)
 	var target chain.Hash
 	if n > 1 {
-		target = root.Block.ID
+		target = known.ID
 	}
 	return int(n), target
 }
