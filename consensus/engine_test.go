@@ -102,7 +102,7 @@ func newSingle(t *testing.T, sd store.SafetyData) *single {
 	}
 	qc := v.Genesis.QC()
 	root := blocktree.Root{Block: v.Genesis.Block(), Info: v.Genesis.BlockInfo(), QC: qc, LedgerInfo: qc}
-	bs, err := blockstore.New(l, &memPersister{blocks: map[chain.Hash]*chain.Block{}}, root, nil, nil, blockstore.Config{})
+	bs, err := blockstore.New(l, blockstore.NewMemPersister(), root, nil, nil, blockstore.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func TestNewRejects(t *testing.T) {
 	base := func() consensus.Components {
 		l, _ := ledger.New(ledger.NewMemStorage(), v.Genesis)
 		qc := v.Genesis.QC()
-		bs, _ := blockstore.New(l, &memPersister{blocks: map[chain.Hash]*chain.Block{}},
+		bs, _ := blockstore.New(l, blockstore.NewMemPersister(),
 			blocktree.Root{Block: v.Genesis.Block(), Info: v.Genesis.BlockInfo(), QC: qc, LedgerInfo: qc}, nil, nil, blockstore.Config{})
 		return consensus.Components{Signer: v.Signers[0], Verifier: v.Verifier, Store: bs, Syncer: noSync{},
 			Network: &captureNet{}, Safety: &memSafety{}}

@@ -43,30 +43,6 @@ func (m *memSafety) SaveSafetyData(sd store.SafetyData) error {
 	return nil
 }
 
-// memPersister keeps what a block store persists, in memory.
-type memPersister struct {
-	mu     sync.Mutex
-	blocks map[chain.Hash]*chain.Block
-}
-
-func (p *memPersister) SaveTree(blocks []*chain.Block, _ []chain.QuorumCert) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, b := range blocks {
-		p.blocks[b.ID] = b
-	}
-	return nil
-}
-
-func (p *memPersister) PruneTree(ids []chain.Hash) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, id := range ids {
-		delete(p.blocks, id)
-	}
-	return nil
-}
-
 // txPool is a Mempool of key/value transactions made up on demand.
 type txPool struct {
 	mu   sync.Mutex
@@ -240,7 +216,7 @@ func (c *cluster) open(in *instance) {
 		}
 		qc := g.QC()
 		root := blocktree.Root{Block: g.Block(), Info: g.BlockInfo(), QC: qc, LedgerInfo: qc}
-		p := &memPersister{blocks: map[chain.Hash]*chain.Block{}}
+		p := blockstore.NewMemPersister()
 		bs, err = blockstore.New(in.ledger, p, root, nil, nil, bcfg)
 	} else {
 		if in.st, err = store.Open(in.dir+"/node.db", g); err != nil {

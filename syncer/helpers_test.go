@@ -18,45 +18,13 @@ import (
 )
 
 // memPersister keeps what a block store persists, in memory.
-type memPersister struct {
-	mu     sync.Mutex
-	blocks map[chain.Hash]*chain.Block
-	qcs    map[chain.Hash]chain.QuorumCert
-}
+type memPersister struct{ *blockstore.MemPersister }
 
-func newMemPersister() *memPersister {
-	return &memPersister{blocks: map[chain.Hash]*chain.Block{}, qcs: map[chain.Hash]chain.QuorumCert{}}
-}
-
-func (p *memPersister) SaveTree(blocks []*chain.Block, qcs []chain.QuorumCert) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, b := range blocks {
-		p.blocks[b.ID] = b
-	}
-	for _, qc := range qcs {
-		p.qcs[qc.CertifiedBlock().ID] = qc
-	}
-	return nil
-}
-
-func (p *memPersister) PruneTree(ids []chain.Hash) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, id := range ids {
-		delete(p.blocks, id)
-		delete(p.qcs, id)
-	}
-	return nil
-}
+func newMemPersister() *memPersister { return &memPersister{blockstore.NewMemPersister()} }
 
 // has reports whether block id and, if qc, a QC certifying it are stored.
 func (p *memPersister) has(id chain.Hash, qc bool) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_, okb := p.blocks[id]
-	_, okq := p.qcs[id]
-	return okb && (!qc || okq)
+	return p.HasBlock(id) && (!qc || p.HasQC(id))
 }
 
 // saveEvent is one SaveTree call: the ids of the blocks saved and of the
@@ -89,7 +57,7 @@ func (r *recorder) SaveTree(blocks []*chain.Block, qcs []chain.QuorumCert) error
 	}
 	r.events = append(r.events, ev)
 	r.mu.Unlock()
-	return r.memPersister.SaveTree(blocks, qcs)
+	return r.MemPersister.SaveTree(blocks, qcs)
 }
 
 // log returns the recorded calls.

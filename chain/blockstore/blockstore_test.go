@@ -3,7 +3,6 @@ package blockstore_test
 import (
 	"errors"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/p2pnode/p2pnode/chain"
@@ -13,41 +12,19 @@ import (
 	"github.com/p2pnode/p2pnode/chain/ledger"
 )
 
-// memPersister records what the block store persists.
+// memPersister is a MemPersister whose writes fail while fail is set.
 type memPersister struct {
-	mu     sync.Mutex
-	blocks map[chain.Hash]*chain.Block
-	qcs    map[chain.Hash]chain.QuorumCert
-	fail   error
+	*blockstore.MemPersister
+	fail error
 }
 
-func newMemPersister() *memPersister {
-	return &memPersister{blocks: map[chain.Hash]*chain.Block{}, qcs: map[chain.Hash]chain.QuorumCert{}}
-}
+func newMemPersister() *memPersister { return &memPersister{MemPersister: blockstore.NewMemPersister()} }
 
 func (p *memPersister) SaveTree(blocks []*chain.Block, qcs []chain.QuorumCert) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.fail != nil {
 		return p.fail
 	}
-	for _, b := range blocks {
-		p.blocks[b.ID] = b
-	}
-	for _, qc := range qcs {
-		p.qcs[qc.CertifiedBlock().ID] = qc
-	}
-	return nil
-}
-
-func (p *memPersister) PruneTree(ids []chain.Hash) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, id := range ids {
-		delete(p.blocks, id)
-		delete(p.qcs, id)
-	}
-	return nil
+	return p.MemPersister.SaveTree(blocks, qcs)
 }
 
 func genesisRoot(v *chaintest.Validators) blocktree.Root {
@@ -128,7 +105,7 @@ func TestInsertOneByOneCommitsAndPrunes(t *testing.T) {
 	if b, ok := f.s.GetBlock(nodes[3].Block.ID); !ok || b.ID != nodes[3].Block.ID {
 		t.Fatal("committed block 4 not served from the archive")
 	}
-	if _, ok := f.p.blocks[nodes[3].Block.ID]; ok {
+	if f.p.HasBlock(nodes[3].Block.ID) {
 		t.Fatal("committed block 4 still persisted in the tree buckets")
 	}
 }
