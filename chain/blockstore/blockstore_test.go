@@ -18,7 +18,9 @@ type memPersister struct {
 	fail error
 }
 
-func newMemPersister() *memPersister { return &memPersister{MemPersister: blockstore.NewMemPersister()} }
+func newMemPersister() *memPersister {
+	return &memPersister{MemPersister: blockstore.NewMemPersister()}
+}
 
 func (p *memPersister) SaveTree(blocks []*chain.Block, qcs []chain.QuorumCert) error {
 	if p.fail != nil {
