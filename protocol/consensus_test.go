@@ -170,8 +170,8 @@ func roundTrip[T any](t *testing.T, data []byte, decode func([]byte) (*T, error)
 	t.Helper()
 	v, err := decode(data)
 	if err != nil {
-		if !errors.Is(err, chain.ErrDecode) && !errors.Is(err, protocol.ErrBadMessage) {
-			t.Fatalf("decode error %v wraps neither ErrDecode nor ErrBadMessage", err)
+		if !errors.Is(err, chain.ErrDecode) && !errors.Is(err, protocol.ErrBadMessage) && !errors.Is(err, protocol.ErrBadGossip) {
+			t.Fatalf("decode error %v wraps none of ErrDecode, ErrBadMessage, ErrBadGossip", err)
 		}
 		return
 	}
