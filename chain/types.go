@@ -1,6 +1,11 @@
 package chain
 
-import "github.com/libp2p/go-libp2p/core/peer"
+import (
+	"bytes"
+	"slices"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
 
 // BlockInfo summarises a block after execution: where it sits in the chain
 // and the ledger state it leads to. Votes and ledger infos carry BlockInfos,
@@ -108,6 +113,14 @@ func (qc *QuorumCert) CommitsBlock() bool { return !qc.CommitInfo().IsEmpty() }
 
 // Signers returns the ids of the validators that signed the QC.
 func (qc *QuorumCert) Signers() []peer.ID { return qc.SignedLedgerInfo.Signers() }
+
+// Equal reports whether qc and o are the same QC, signatures included.
+func (qc *QuorumCert) Equal(o *QuorumCert) bool {
+	return qc.VoteData == o.VoteData && qc.SignedLedgerInfo.LedgerInfo == o.SignedLedgerInfo.LedgerInfo &&
+		slices.EqualFunc(qc.SignedLedgerInfo.Signatures, o.SignedLedgerInfo.Signatures, func(x, y Signature) bool {
+			return x.Signer == y.Signer && bytes.Equal(x.Sig, y.Sig)
+		})
+}
 
 // Hash returns the domain-separated hash of the QC's ledger info, which
 // identifies the QC's statement (not its particular set of signatures).

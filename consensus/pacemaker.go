@@ -61,7 +61,7 @@ func (e *Engine) processSyncInfo(ctx context.Context, si *chain.SyncInfo, author
 	if !commitAhead && !qcAhead && !tcAhead {
 		return true
 	}
-	if err := e.verifySyncInfo(si, verified, &local.HighestQC, &local.HighestCommitCert); err != nil {
+	if err := e.verifier.VerifySyncInfo(si, verified, &local.HighestQC, &local.HighestCommitCert); err != nil {
 		e.log.Warn("invalid sync info", "peer", author, "err", err)
 		return false
 	}
@@ -88,36 +88,6 @@ func (e *Engine) processSyncInfo(ctx context.Context, si *chain.SyncInfo, author
 	}
 	e.advanceRound(ctx)
 	return true
-}
-
-// verifySyncInfo checks si as chain.Verifier.VerifySyncInfo does, except
-// that a QC equal (signatures included) to one of known is not verified
-// again.
-func (e *Engine) verifySyncInfo(si *chain.SyncInfo, known ...*chain.QuorumCert) error {
-	if !si.HighestCommitCert.CommitsBlock() || si.HighestQC.Round() < si.HighestCommitCert.Round() {
-		// Let the verifier say what is wrong.
-		return e.verifier.VerifySyncInfo(si)
-	}
-	for _, qc := range []*chain.QuorumCert{&si.HighestCommitCert, &si.HighestQC} {
-		if slices.ContainsFunc(known, func(k *chain.QuorumCert) bool { return k != nil && sameQC(k, qc) }) {
-			continue
-		}
-		if err := e.verifier.VerifyQC(qc); err != nil {
-			return err
-		}
-	}
-	if si.HighestTC != nil {
-		return e.verifier.VerifyTC(si.HighestTC)
-	}
-	return nil
-}
-
-// sameQC reports whether a and b are the same QC, signatures included.
-func sameQC(a, b *chain.QuorumCert) bool {
-	return a.VoteData == b.VoteData && a.SignedLedgerInfo.LedgerInfo == b.SignedLedgerInfo.LedgerInfo &&
-		slices.EqualFunc(a.SignedLedgerInfo.Signatures, b.SignedLedgerInfo.Signatures, func(x, y chain.Signature) bool {
-			return x.Signer == y.Signer && bytes.Equal(x.Sig, y.Sig)
-		})
 }
 
 // syncTo calls the syncer with the round timeout as deadline.
