@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"slices"
 
@@ -9,7 +10,17 @@ import (
 )
 
 // rangeFactory builds RFC 6962 compact ranges. It is immutable.
-var rangeFactory = &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+var rangeFactory = &compact.RangeFactory{Hash: hashChildren}
+
+// hashChildren is RFC 6962's interior node hash, SHA-256(0x01 || l || r),
+// as rfc6962.DefaultHasher.HashChildren computes it, with one allocation
+// (the result) for 32-byte children.
+func hashChildren(l, r []byte) []byte {
+	var buf [1 + 2*HashSize]byte
+	in := append(append(append(buf[:0], rfc6962.RFC6962NodeHashPrefix), l...), r...)
+	h := sha256.Sum256(in)
+	return h[:]
+}
 
 // RangeFactory returns the factory of RFC 6962 SHA-256 compact ranges that
 // the transaction accumulator is made of, for code that builds range proofs.
@@ -18,6 +29,12 @@ func RangeFactory() *compact.RangeFactory { return rangeFactory }
 // TxLeafHash returns the accumulator leaf hash of a transaction:
 // SHA-256(0x00 || tx), as RFC 6962 defines for leaves.
 func TxLeafHash(tx []byte) Hash {
+	var buf [1024]byte
+	if len(tx) < len(buf) {
+		buf[0] = rfc6962.RFC6962LeafHashPrefix
+		n := copy(buf[1:], tx)
+		return sha256.Sum256(buf[:1+n])
+	}
 	return Hash(rfc6962.DefaultHasher.HashLeaf(tx))
 }
 

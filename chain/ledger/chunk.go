@@ -262,7 +262,7 @@ func (l *Ledger) ApplyChunk(c *Chunk, target *chain.LedgerInfoWithSignatures) er
 		StartVersion: version,
 		Txs:          c.Txs,
 		Nodes:        nodes,
-		Writes:       stateWrites(c.Txs),
+		Writes:       stateWrites(version, c.Txs),
 		Frontier:     after,
 	}
 	end := c.End()

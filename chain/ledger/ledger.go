@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -265,7 +266,7 @@ func (l *Ledger) Commit(blocks []*chain.Block, li *chain.LedgerInfoWithSignature
 		batch.Txs = append(batch.Txs, r.txs...)
 		batch.Nodes = append(batch.Nodes, r.nodes...)
 	}
-	batch.Writes = stateWrites(batch.Txs)
+	batch.Writes = stateWrites(start, batch.Txs)
 	batch.Blocks = make([]CommittedBlock, len(blocks))
 	for i, b := range blocks {
 		batch.Blocks[i] = CommittedBlock{Block: b, Info: path[i].info}
@@ -288,37 +289,46 @@ func (l *Ledger) Commit(blocks []*chain.Block, li *chain.LedgerInfoWithSignature
 	return nil
 }
 
-// stateWrites returns the state writes of txs: one per key, the last write
-// of each key, sorted by key (a store writes sorted keys fastest). Keys and
-// values alias txs.
-func stateWrites(txs [][]byte) []KV {
+// stateWrites returns the state writes of txs, the transactions from
+// version start on: one per key, the last write of each key, sorted by key.
+// Keys and values alias txs.
+func stateWrites(start uint64, txs [][]byte) []KV {
+	// Sort on the keys' first 8 bytes as an integer, then on the keys, then
+	// on the version: most comparisons are one integer comparison.
 	type write struct {
-		KV
-		seq int
+		prefix uint64
+		i      int
+		key    []byte
 	}
 	var ws []write
 	for i, tx := range txs {
-		k, v, err := chain.DecodeKV(tx)
+		k, _, err := chain.DecodeKV(tx)
 		if err != nil {
 			continue
 		}
 		if ws == nil {
 			ws = make([]write, 0, len(txs)-i)
 		}
-		ws = append(ws, write{KV{Key: k, Value: v}, i})
+		var p [8]byte
+		copy(p[:], k)
+		ws = append(ws, write{binary.BigEndian.Uint64(p[:]), i, k})
 	}
 	slices.SortFunc(ws, func(a, b write) int {
-		if c := bytes.Compare(a.Key, b.Key); c != 0 {
+		if a.prefix != b.prefix {
+			return cmp.Compare(a.prefix, b.prefix)
+		}
+		if c := bytes.Compare(a.key, b.key); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.seq, b.seq)
+		return cmp.Compare(a.i, b.i)
 	})
 	out := make([]KV, 0, len(ws))
-	for i, w := range ws {
-		if i+1 < len(ws) && bytes.Equal(w.Key, ws[i+1].Key) {
+	for j, w := range ws {
+		if j+1 < len(ws) && w.prefix == ws[j+1].prefix && bytes.Equal(w.key, ws[j+1].key) {
 			continue // a later write of the key follows
 		}
-		out = append(out, w.KV)
+		k, v, _ := chain.DecodeKV(txs[w.i])
+		out = append(out, KV{Key: k, Value: v, Version: start + uint64(w.i)})
 	}
 	return out
 }

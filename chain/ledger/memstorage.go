@@ -26,9 +26,9 @@ var ErrNotStored = errors.New("ledger: not stored")
 // value is an empty storage. It is safe for concurrent use.
 type MemStorage struct {
 	mu       sync.RWMutex
-	txs      [][]byte
-	levels   [][]chain.Hash // levels[l][i] is the hash of node (l, i)
-	state    map[string][]byte
+	txs      segments[[]byte]
+	levels   []segments[chain.Hash] // levels[l].at(i) is the hash of node (l, i)
+	state    map[string]uint64      // key -> version of the transaction that wrote it last
 	frontier []chain.Hash
 	li       *chain.LedgerInfoWithSignatures
 	blocks   map[chain.Hash]CommittedBlock
@@ -44,7 +44,7 @@ func (m *MemStorage) Committed() (Committed, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return Committed{
-		Version:    uint64(len(m.txs)),
+		Version:    m.txs.len(),
 		Frontier:   slices.Clone(m.frontier),
 		LedgerInfo: cloneLedgerInfo(m.li),
 	}, nil
@@ -54,10 +54,14 @@ func (m *MemStorage) Committed() (Committed, error) {
 func (m *MemStorage) Txs(start, n uint64) ([][]byte, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if have := uint64(len(m.txs)); start > have || n > have-start {
+	if have := m.txs.len(); start > have || n > have-start {
 		return nil, fmt.Errorf("%w: transactions [%d, +%d) of %d", ErrNotStored, start, n, have)
 	}
-	return cloneTxs(m.txs[start : start+n]), nil
+	txs := make([][]byte, n)
+	for i := range txs {
+		txs[i] = m.txs.at(start + uint64(i))
+	}
+	return cloneTxs(txs), nil
 }
 
 // Nodes implements [Storage].
@@ -66,10 +70,10 @@ func (m *MemStorage) Nodes(ids []compact.NodeID) ([]chain.Hash, error) {
 	defer m.mu.RUnlock()
 	out := make([]chain.Hash, len(ids))
 	for i, id := range ids {
-		if id.Level >= uint(len(m.levels)) || id.Index >= uint64(len(m.levels[id.Level])) {
+		if id.Level >= uint(len(m.levels)) || id.Index >= m.levels[id.Level].len() {
 			return nil, fmt.Errorf("%w: node (%d, %d)", ErrNotStored, id.Level, id.Index)
 		}
-		out[i] = m.levels[id.Level][id.Index]
+		out[i] = m.levels[id.Level].at(id.Index)
 	}
 	return out, nil
 }
@@ -79,35 +83,45 @@ func (m *MemStorage) Get(key []byte) ([]byte, bool, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	v, ok := m.state[string(key)]
-	return bytes.Clone(v), ok, nil
+	if !ok {
+		return nil, false, nil
+	}
+	_, val, err := chain.DecodeKV(m.txs.at(v))
+	if err != nil { // check rules it out
+		return nil, false, fmt.Errorf("%w: state names version %d", ErrNotStored, v)
+	}
+	return bytes.Clone(val), true, nil
 }
 
 // Commit implements [Storage]. It fails with ErrInvalidBatch, changing
 // nothing, if b does not start at the stored version, holds a transaction of
 // an invalid size, a frontier of the wrong size, a node not covered by the
 // ledger after b, out of order or in conflict with a stored one, an empty
-// key, or a ledger info past the ledger after b.
+// key, a write naming a transaction of another batch or key, or a ledger
+// info past the ledger after b. It keeps the version of each write and reads
+// values from the transactions.
 func (m *MemStorage) Commit(b *Batch) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.check(b); err != nil {
 		return err
 	}
-	m.txs = append(m.txs, cloneTxs(b.Txs)...)
+	for _, tx := range cloneTxs(b.Txs) {
+		m.txs.append(tx)
+	}
 	for _, n := range b.Nodes {
 		for uint(len(m.levels)) <= n.ID.Level {
-			m.levels = append(m.levels, nil)
+			m.levels = append(m.levels, segments[chain.Hash]{})
 		}
-		lv := m.levels[n.ID.Level]
-		if n.ID.Index == uint64(len(lv)) {
-			m.levels[n.ID.Level] = append(lv, n.Hash)
+		if lv := &m.levels[n.ID.Level]; n.ID.Index == lv.len() {
+			lv.append(n.Hash)
 		}
 	}
 	if len(b.Writes) > 0 && m.state == nil {
-		m.state = make(map[string][]byte, len(b.Writes))
+		m.state = make(map[string]uint64, len(b.Writes))
 	}
 	for _, w := range b.Writes {
-		m.state[string(w.Key)] = bytes.Clone(w.Value)
+		m.state[string(w.Key)] = w.Version
 	}
 	for _, cb := range b.Blocks {
 		if m.blocks == nil {
@@ -129,7 +143,7 @@ func (m *MemStorage) check(b *Batch) error {
 	if b == nil {
 		return fmt.Errorf("%w: nil", ErrInvalidBatch)
 	}
-	version := uint64(len(m.txs))
+	version := m.txs.len()
 	if b.StartVersion != version {
 		return fmt.Errorf("%w: starts at %d, stored version %d", ErrInvalidBatch, b.StartVersion, version)
 	}
@@ -145,7 +159,7 @@ func (m *MemStorage) check(b *Batch) error {
 	var stored, next [64]uint64 // per level: stored nodes, and with the batch's
 	for l := range next {
 		if l < len(m.levels) {
-			stored[l] = uint64(len(m.levels[l]))
+			stored[l] = m.levels[l].len()
 		}
 		next[l] = stored[l]
 	}
@@ -161,13 +175,19 @@ func (m *MemStorage) check(b *Batch) error {
 			return fmt.Errorf("%w: node (%d, %d) leaves a gap", ErrInvalidBatch, l, i)
 		case i >= stored[l]:
 			return fmt.Errorf("%w: node (%d, %d) twice", ErrInvalidBatch, l, i)
-		case m.levels[l][i] != n.Hash:
+		case m.levels[l].at(i) != n.Hash:
 			return fmt.Errorf("%w: node (%d, %d) conflicts with the stored one", ErrInvalidBatch, l, i)
 		}
 	}
-	for _, w := range b.Writes {
+	for i, w := range b.Writes {
 		if len(w.Key) == 0 {
 			return fmt.Errorf("%w: empty key", ErrInvalidBatch)
+		}
+		if w.Version < version || w.Version >= end {
+			return fmt.Errorf("%w: write %d names version %d, outside the batch", ErrInvalidBatch, i, w.Version)
+		}
+		if k, _, err := chain.DecodeKV(b.Txs[w.Version-version]); err != nil || !bytes.Equal(k, w.Key) {
+			return fmt.Errorf("%w: write %d names version %d, which does not write its key", ErrInvalidBatch, i, w.Version)
 		}
 	}
 	last := uint64(0)
@@ -235,4 +255,27 @@ func (m *MemStorage) BlocksFrom(fromRound uint64, limit int) ([]CommittedBlock, 
 		out = append(out, m.blocks[m.byRound[i]])
 	}
 	return out, nil
+}
+
+// segmentSize is the number of elements of a segment.
+const segmentSize = 4096
+
+// segments is an append-only list kept in fixed-size segments, so that it
+// grows without copying what it holds.
+type segments[T any] struct {
+	segs [][]T
+	n    uint64
+}
+
+func (s *segments[T]) len() uint64 { return s.n }
+
+func (s *segments[T]) at(i uint64) T { return s.segs[i/segmentSize][i%segmentSize] }
+
+func (s *segments[T]) append(v T) {
+	if s.n%segmentSize == 0 {
+		s.segs = append(s.segs, make([]T, 0, segmentSize))
+	}
+	last := &s.segs[len(s.segs)-1]
+	*last = append(*last, v)
+	s.n++
 }

@@ -45,7 +45,7 @@ func TestMemStorageRejectsAtomically(t *testing.T) {
 	txs := [][]byte{kv("a", "1"), kv("b", "2"), []byte("x"), kv("a", "3")}
 	valid := func() *ledger.Batch {
 		b := memBatch(cloneTxs(txs))
-		b.Writes = []ledger.KV{{Key: []byte("a"), Value: []byte("3")}, {Key: []byte("b"), Value: []byte("2")}}
+		b.Writes = []ledger.KV{{Key: []byte("a"), Value: []byte("3"), Version: 3}, {Key: []byte("b"), Value: []byte("2"), Version: 1}}
 		return b
 	}
 	li := &chain.LedgerInfoWithSignatures{LedgerInfo: chain.LedgerInfo{CommitInfo: chain.BlockInfo{Version: 4, Round: 1}}}
@@ -66,6 +66,8 @@ func TestMemStorageRejectsAtomically(t *testing.T) {
 			b.Nodes = append(b.Nodes, ledger.Node{ID: compact.NewNodeID(63, 1<<62)})
 		}},
 		{"empty key", func(b *ledger.Batch) { b.Writes[0].Key = nil }},
+		{"write of another tx", func(b *ledger.Batch) { b.Writes[0].Version = 1 }},
+		{"write outside the batch", func(b *ledger.Batch) { b.Writes[0].Version = 4 }},
 		{"ledger info past version", func(b *ledger.Batch) {
 			b.LedgerInfo = &chain.LedgerInfoWithSignatures{LedgerInfo: chain.LedgerInfo{CommitInfo: chain.BlockInfo{Version: 5}}}
 		}},

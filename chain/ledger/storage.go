@@ -58,9 +58,11 @@ type Node struct {
 	Hash chain.Hash
 }
 
-// KV is one state write.
+// KV is one state write: Value under Key, written by the transaction of
+// version Version.
 type KV struct {
 	Key, Value []byte
+	Version    uint64
 }
 
 // Batch is one atomic append to the durable ledger.
@@ -69,9 +71,13 @@ type Batch struct {
 	StartVersion uint64
 	// Txs are the appended transactions, in order.
 	Txs [][]byte
-	// Nodes are the accumulator nodes the append completes.
+	// Nodes are exactly the accumulator nodes the append completes, in
+	// completion order: each leaf, then the roots of the perfect subtrees
+	// its append closes, by increasing level.
 	Nodes []Node
-	// Writes are the state writes of Txs, one per key, last write wins.
+	// Writes are the state writes of Txs, sorted by key, one per key: the
+	// last write of the key, Version naming its transaction. A storage may
+	// keep Version and read the value from the transaction.
 	Writes []KV
 	// Frontier is the accumulator's compact range after the append.
 	Frontier []chain.Hash

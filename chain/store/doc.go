@@ -5,9 +5,10 @@
 // and the syncer, at start-up, the [RecoveryData] to rebuild the block tree
 // from.
 //
-// Every value is the canonical CBOR encoding of chain/ (chain.Encode), and
-// is decoded with chain.Decode under a size limit, so a damaged file gives
-// an error wrapping [ErrCorrupt] that says what is wrong, never a panic.
+// Every value but the ledger's runs (see Layout) is the canonical CBOR
+// encoding of chain/ (chain.Encode), decoded with chain.Decode under a size
+// limit, so a damaged file gives an error wrapping [ErrCorrupt] that says
+// what is wrong, never a panic.
 // bbolt's fsync stays on: when a write method returns nil its transaction is
 // on disk, and a process killed at any instant reopens either before or after
 // each transaction, never in between.
@@ -26,9 +27,34 @@
 //	                                        of a stored QC committing it
 //	safety   "safety"                    -> SafetyData
 //	ledger   "committed"                 -> [version, frontier, ledger info]
-//	txs      version                     -> transaction (byte string)
-//	nodes    level byte | index (8 B)    -> chain.Hash of accumulator node
-//	state    key                         -> value (byte string)
+//	txs      first version               -> tx run: the transactions of
+//	                                        one commit (split past 64 Ki
+//	                                        transactions or 32 MiB)
+//	nodes    first version               -> node run: the accumulator nodes
+//	                                        the leaves of the tx run of the
+//	                                        same key complete, 32 B each,
+//	                                        in completion order
+//	state    end version of a commit     -> state run: sorted key | version
+//	                                        entries (see below)
+//	archive  committed block id          -> block without payload, its info
+//	                                        and its transaction count
+//	rounds   round                       -> committed block id
+//
+// Runs are not CBOR: a run is count uint32 | end offset uint32 per item |
+// items, decoded with bounds checks (node runs are bare hashes). Each is the
+// only value of a nested bucket named by its key, because bbolt rewrites
+// every value of a page it modifies: a commit then writes its own runs and
+// no earlier one. A run is found by its floor key (the last key not above
+// the version sought); the position of node (level, index) in its run
+// follows from the number of nodes of a tree of v leaves, 2v − popcount(v).
+//
+// The state is an index from key to the version of the transaction that
+// wrote it last (a value is read from that transaction), kept as a small
+// log-structured merge tree: each commit adds one sorted run of its writes,
+// merged with the newest runs while they hold no more entries than the merge
+// so far. An entry is rewritten about log2(state/writes per commit) times,
+// sequentially, where a B-tree of keys would rewrite a random page per write;
+// a lookup searches that many runs, newest first.
 //
 // # Transactions
 //
@@ -42,7 +68,8 @@
 //     entries of them or pointing at their QCs.
 //   - SaveSafetyData.
 //   - Commit: the version check, the transactions, the nodes, the state
-//     writes, and the new version, frontier and ledger info.
+//     writes (and run merges), the archived blocks, and the new version,
+//     frontier and ledger info.
 //
 // Recover and the other readers run in one read transaction each and never
 // block writers.

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -38,10 +40,11 @@ func FuzzRecover(f *testing.F) {
 				batch.Nodes = append(batch.Nodes, ledger.Node{ID: id, Hash: h})
 			})
 			k, val, _ := chain.DecodeKV(tx)
-			batch.Writes = append(batch.Writes, ledger.KV{Key: k, Value: val})
+			batch.Writes = append(batch.Writes, ledger.KV{Key: k, Value: val, Version: uint64(len(batch.Txs))})
 			batch.Txs = append(batch.Txs, tx)
 		}
 	}
+	slices.SortFunc(batch.Writes, func(x, y ledger.KV) int { return bytes.Compare(x.Key, y.Key) })
 	batch.Frontier = acc.Frontier()
 	if err := st.Commit(batch); err != nil {
 		f.Fatal(err)
@@ -50,21 +53,33 @@ func FuzzRecover(f *testing.F) {
 		f.Fatal(err)
 	}
 
-	type target struct{ bucket, key []byte }
+	// A target names a value: key in bucket, or, with run set, the run
+	// under key in bucket.
+	type target struct {
+		bucket, key []byte
+		run         bool
+	}
+	leaf := func(tx *bolt.Tx, tg target) (*bolt.Bucket, []byte) {
+		if tg.run {
+			return tx.Bucket(tg.bucket).Bucket(tg.key), runKey
+		}
+		return tx.Bucket(tg.bucket), tg.key
+	}
 	targets := []target{
-		{bucketBlocks, nodes[1].Block.ID[:]},
-		{bucketBlocks, nodes[2].Block.ID[:]}, // the root
-		{bucketQCs, nodes[2].Block.ID[:]},
-		{bucketCommits, nodes[2].Block.ID[:]},
-		{bucketLedger, keyCommitted},
-		{bucketSafety, keySafety},
-		{bucketTxs, versionKey(1)},
-		{bucketNodes, []byte{0, 0, 0, 0, 0, 0, 0, 0, 0}},
-		{bucketState, batch.Writes[0].Key},
+		{bucketBlocks, nodes[1].Block.ID[:], false},
+		{bucketBlocks, nodes[2].Block.ID[:], false}, // the root
+		{bucketQCs, nodes[2].Block.ID[:], false},
+		{bucketCommits, nodes[2].Block.ID[:], false},
+		{bucketLedger, keyCommitted, false},
+		{bucketSafety, keySafety, false},
+		{bucketTxs, versionKey(0), true},
+		{bucketNodes, versionKey(0), true},
+		{bucketState, versionKey(uint64(len(batch.Txs))), true},
 	}
 	for i, tg := range targets {
 		err := st.db.View(func(tx *bolt.Tx) error {
-			f.Add(uint8(i), append([]byte(nil), tx.Bucket(tg.bucket).Get(tg.key)...))
+			b, k := leaf(tx, tg)
+			f.Add(uint8(i), append([]byte(nil), b.Get(k)...))
 			return nil
 		})
 		if err != nil {
@@ -78,10 +93,11 @@ func FuzzRecover(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer tx.Rollback()
+		b, k := leaf(tx, tg)
 		if len(value) == 0 {
-			err = tx.Bucket(tg.bucket).Delete(tg.key)
+			err = b.Delete(k)
 		} else {
-			err = tx.Bucket(tg.bucket).Put(tg.key, value)
+			err = b.Put(k, value)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -103,5 +119,20 @@ func FuzzRecover(f *testing.F) {
 		}
 		var sd SafetyData
 		check("safety", readSafety(tx, &sd))
+		// The ledger's own decoders: runs of transactions, nodes and state.
+		n := uint64(len(batch.Txs))
+		_, err = readTxs(tx, 0, n)
+		check("txs", err)
+		_, err = readTxs(tx, n-1, 1)
+		check("last tx", err)
+		cur := newRunCursor(tx.Bucket(bucketNodes))
+		for _, id := range []compact.NodeID{compact.NewNodeID(0, 0), compact.NewNodeID(2, 0), compact.NewNodeID(0, n-1)} {
+			_, err := nodeAt(cur, id, n)
+			check("node", err)
+		}
+		for _, w := range batch.Writes {
+			_, _, err := getState(tx, w.Key)
+			check("state", err)
+		}
 	})
 }

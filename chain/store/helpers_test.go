@@ -1,7 +1,9 @@
 package store_test
 
 import (
+	"bytes"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -34,19 +36,21 @@ func (m *ledgerSim) batch(txs [][]byte, li *chain.LedgerInfoWithSignatures) *led
 	acc := m.acc.Clone()
 	b := &ledger.Batch{StartVersion: acc.Size(), Txs: txs, LedgerInfo: li}
 	idx := map[string]int{}
-	for _, tx := range txs {
+	for i, tx := range txs {
 		acc.AppendLeaf(chain.TxLeafHash(tx), func(id compact.NodeID, h chain.Hash) {
 			b.Nodes = append(b.Nodes, ledger.Node{ID: id, Hash: h})
 		})
 		if k, v, err := chain.DecodeKV(tx); err == nil {
-			if i, ok := idx[string(k)]; ok {
-				b.Writes[i].Value = v
+			w := ledger.KV{Key: k, Value: v, Version: b.StartVersion + uint64(i)}
+			if j, ok := idx[string(k)]; ok {
+				b.Writes[j] = w
 			} else {
 				idx[string(k)] = len(b.Writes)
-				b.Writes = append(b.Writes, ledger.KV{Key: k, Value: v})
+				b.Writes = append(b.Writes, w)
 			}
 		}
 	}
+	slices.SortFunc(b.Writes, func(x, y ledger.KV) int { return bytes.Compare(x.Key, y.Key) })
 	b.Frontier = acc.Frontier()
 	return b
 }

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math/bits"
 
@@ -84,52 +83,19 @@ func (s *Store) Txs(start, n uint64) ([][]byte, error) {
 	return out, nil
 }
 
-// readTxs reads the transactions of versions [start, start+n), which the
-// caller checked are committed.
-func readTxs(tx *bolt.Tx, start, n uint64) ([][]byte, error) {
-	out := make([][]byte, 0, n)
-	cur := tx.Bucket(bucketTxs).Cursor()
-	k, v := cur.Seek(versionKey(start))
-	for i := range n {
-		want := start + i
-		if k == nil || len(k) != 8 || binary.BigEndian.Uint64(k) != want {
-			return nil, fmt.Errorf("%w: transaction %d is missing", ErrCorrupt, want)
-		}
-		var t []byte
-		if err := decodeValue(bucketTxs, k, v, maxTxValueSize, &t); err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-		k, v = cur.Next()
-	}
-	return out, nil
-}
-
-// nodeKey is the key of an accumulator node: its level byte, then its index
-// 8 bytes big-endian.
-func nodeKey(id compact.NodeID) []byte {
-	k := make([]byte, 1, 9)
-	k[0] = byte(id.Level)
-	return binary.BigEndian.AppendUint64(k, id.Index)
-}
-
 // Nodes returns the hashes of committed accumulator nodes, in the order of
 // ids; the error wraps [ErrNotAvailable] if one is not stored. Safe for
 // concurrent use.
 func (s *Store) Nodes(ids []compact.NodeID) ([]chain.Hash, error) {
 	out := make([]chain.Hash, len(ids))
 	err := s.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketNodes)
+		c, err := readCommitted(tx)
+		if err != nil {
+			return err
+		}
+		cur := newRunCursor(tx.Bucket(bucketNodes))
 		for i, id := range ids {
-			if id.Level >= 64 {
-				return fmt.Errorf("%w: accumulator node (level %d, index %d)", ErrNotAvailable, id.Level, id.Index)
-			}
-			k := nodeKey(id)
-			raw := b.Get(k)
-			if raw == nil {
-				return fmt.Errorf("%w: accumulator node (level %d, index %d)", ErrNotAvailable, id.Level, id.Index)
-			}
-			if err := decodeValue(bucketNodes, k, raw, maxHashSize, &out[i]); err != nil {
+			if out[i], err = nodeAt(cur, id, c.Version); err != nil {
 				return err
 			}
 		}
@@ -147,49 +113,35 @@ func (s *Store) Get(key []byte) ([]byte, bool, error) {
 	var val []byte
 	var ok bool
 	err := s.view(func(tx *bolt.Tx) error {
-		if len(key) == 0 {
+		if len(key) == 0 || len(key) > chain.MaxKeySize {
 			return nil
 		}
-		raw := tx.Bucket(bucketState).Get(key)
-		if raw == nil {
-			return nil
-		}
-		ok = true
-		return decodeValue(bucketState, key, raw, maxTxValueSize, &val)
+		var err error
+		val, ok, err = getState(tx, key)
+		return err
 	})
 	if err != nil {
 		return nil, false, err
 	}
-	if ok && val == nil {
-		val = []byte{}
-	}
 	return val, ok, nil
 }
 
-// Commit durably applies b in one atomic transaction: its transactions under
-// their versions, its accumulator nodes, its state writes, and the new
-// version, frontier and (if not nil) ledger info. A batch that does not start
-// at the committed version fails with a [*VersionError]; a malformed batch
-// (frontier of the wrong size, empty or oversized key, ledger info beyond the
-// new version) with [ErrInvalid]. Either way nothing is written. Safe for
-// concurrent use; the ledger is its only caller.
+// Commit durably applies b in one atomic transaction: its transactions, its
+// accumulator nodes, its state writes, its archived blocks, and the new
+// version, frontier and (if not nil) ledger info. A batch that does not
+// start at the committed version fails with a [*VersionError]; a malformed
+// batch (nodes other than those its transactions complete, frontier of the
+// wrong size, state writes out of key order or naming a transaction that
+// does not write their key, ledger info beyond the new version) with
+// [ErrInvalid]. Either way nothing is written. Safe for concurrent use; the
+// ledger is its only caller.
 func (s *Store) Commit(b *ledger.Batch) error {
 	if b == nil {
 		return fmt.Errorf("%w: nil batch", ErrInvalid)
 	}
 	end := b.StartVersion + uint64(len(b.Txs))
-	if end < b.StartVersion {
+	if end < b.StartVersion || end > 1<<62 {
 		return fmt.Errorf("%w: batch overflows the version space", ErrInvalid)
-	}
-	for _, w := range b.Writes {
-		if len(w.Key) == 0 || len(w.Key) > bolt.MaxKeySize {
-			return fmt.Errorf("%w: state write with a key of %d bytes", ErrInvalid, len(w.Key))
-		}
-	}
-	for _, n := range b.Nodes {
-		if n.ID.Level >= 64 {
-			return fmt.Errorf("%w: accumulator node of level %d", ErrInvalid, n.ID.Level)
-		}
 	}
 	return s.update(func(tx *bolt.Tx) error {
 		cur, err := readCommitted(tx)
@@ -199,6 +151,12 @@ func (s *Store) Commit(b *ledger.Batch) error {
 		if b.StartVersion != cur.Version {
 			return &VersionError{Committed: cur.Version, Start: b.StartVersion}
 		}
+		if err := checkNodes(b.Nodes, b.StartVersion, end); err != nil {
+			return err
+		}
+		if err := checkWrites(b); err != nil {
+			return err
+		}
 		if want := frontierSize(end); len(b.Frontier) != want {
 			return fmt.Errorf("%w: batch ending at version %d has a frontier of %d hashes, want %d",
 				ErrInvalid, end, len(b.Frontier), want)
@@ -207,29 +165,11 @@ func (s *Store) Commit(b *ledger.Batch) error {
 			return fmt.Errorf("%w: batch ending at version %d carries a ledger info committing version %d",
 				ErrInvalid, end, b.LedgerInfo.LedgerInfo.CommitInfo.Version)
 		}
-		txs := tx.Bucket(bucketTxs)
-		// Versions only grow: fill pages fully rather than leave room for
-		// inserts that never come.
-		txs.FillPercent = appendFillPercent
-		tx.Bucket(bucketNodes).FillPercent = appendFillPercent
-		for i, t := range b.Txs {
-			enc, err := chain.Encode(t)
-			if err != nil {
-				return fmt.Errorf("store: %w", err)
-			}
-			if err := txs.Put(versionKey(b.StartVersion+uint64(i)), enc); err != nil {
-				return fmt.Errorf("store: put transaction %d: %w", b.StartVersion+uint64(i), err)
-			}
+		if err := putRuns(tx, b.StartVersion, b.Txs, b.Nodes); err != nil {
+			return err
 		}
-		for _, n := range b.Nodes {
-			if err := putValue(tx, bucketNodes, nodeKey(n.ID), n.Hash); err != nil {
-				return err
-			}
-		}
-		for _, w := range b.Writes {
-			if err := putValue(tx, bucketState, w.Key, w.Value); err != nil {
-				return err
-			}
+		if err := putState(tx, b.Writes, end); err != nil {
+			return err
 		}
 		if err := archive(tx, b.Blocks, end); err != nil {
 			return err

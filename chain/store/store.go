@@ -26,7 +26,6 @@ const (
 	maxQCSize        = 1 << 20
 	maxSafetySize    = 1 << 20
 	maxCommittedSize = 1 << 20
-	maxTxValueSize   = chain.MaxTxSize + 16
 	maxHashSize      = chain.HashSize + 2
 	maxMetaSize      = 1 << 10
 )

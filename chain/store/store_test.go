@@ -284,6 +284,20 @@ func TestLedgerErrors(t *testing.T) {
 	badLevel.Nodes = append(badLevel.Nodes, ledger.Node{ID: compact.NodeID{Level: 64}})
 	stale := m.batch(f.b.Txs(1), nil)
 	stale.StartVersion = 3
+	kvs := make([][]byte, 3)
+	for i := range kvs {
+		kvs[i], _ = chain.EncodeKV([]byte{'k', byte(i)}, []byte{'v'})
+	}
+	unsorted := m.batch(kvs, nil)
+	unsorted.Writes[0], unsorted.Writes[1] = unsorted.Writes[1], unsorted.Writes[0]
+	wrongTx := m.batch(kvs, nil)
+	wrongTx.Writes[0].Version++
+	outside := m.batch(kvs, nil)
+	outside.Writes[2].Version += 5
+	missingNode := m.batch(kvs, nil)
+	missingNode.Nodes = missingNode.Nodes[1:]
+	swappedNodes := m.batch(kvs, nil)
+	swappedNodes.Nodes[0], swappedNodes.Nodes[1] = swappedNodes.Nodes[1], swappedNodes.Nodes[0]
 	tests := []struct {
 		name    string
 		run     func() error
@@ -302,6 +316,11 @@ func TestLedgerErrors(t *testing.T) {
 		{"batch empty key", func() error { return st.Commit(emptyKey) }, store.ErrInvalid},
 		{"batch ledger info ahead", func() error { return st.Commit(futureLI) }, store.ErrInvalid},
 		{"batch node level", func() error { return st.Commit(badLevel) }, store.ErrInvalid},
+		{"batch writes out of order", func() error { return st.Commit(unsorted) }, store.ErrInvalid},
+		{"batch write names another tx", func() error { return st.Commit(wrongTx) }, store.ErrInvalid},
+		{"batch write outside the batch", func() error { return st.Commit(outside) }, store.ErrInvalid},
+		{"batch node missing", func() error { return st.Commit(missingNode) }, store.ErrInvalid},
+		{"batch nodes out of order", func() error { return st.Commit(swappedNodes) }, store.ErrInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,223 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/ledger"
+)
+
+// The state is an index from each key to the version of the transaction
+// that wrote it last; the value is read from that transaction. The index is
+// a small log-structured merge tree of sorted runs in the state bucket: each
+// commit writes its writes as one new run, merged with the newest stored
+// runs while they hold no more entries than the merge so far (a binary
+// counter). An entry is so rewritten about log2(state size / writes per
+// commit) times, in sequential pages, where a B-tree keyed by state key
+// would rewrite a random page per write; a lookup binary-searches at most
+// that many runs, newest first.
+//
+// A state run is a run (see runs.go) of entries key | version (8 bytes
+// big-endian), sorted by key, one per key, stored under the 8-byte end
+// version of the commit that wrote it, so that newer runs have larger keys.
+
+// maxStateEntry bounds one entry of a state run.
+const maxStateEntry = chain.MaxKeySize + 8
+
+func entryKey(e []byte) []byte { return e[:len(e)-8] }
+
+// stateEntry returns item i of the state run r, checked to hold a key.
+func stateEntry(r run, i uint64) ([]byte, error) {
+	e, err := r.item(i)
+	if err == nil && len(e) < 9 {
+		err = fmt.Errorf("%w: %s key %s: entry %d of %d bytes", ErrCorrupt, r.bucket, keyString(r.key), i, len(e))
+	}
+	return e, err
+}
+
+// lookup binary-searches the state run r for key.
+func lookup(r run, key []byte) (version uint64, found bool, err error) {
+	lo, hi := uint64(0), r.count()
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		e, err := stateEntry(r, mid)
+		if err != nil {
+			return 0, false, err
+		}
+		switch c := bytes.Compare(entryKey(e), key); {
+		case c == 0:
+			return binary.BigEndian.Uint64(e[len(e)-8:]), true, nil
+		case c < 0:
+			lo = mid + 1
+		default:
+			hi = mid
+		}
+	}
+	return 0, false, nil
+}
+
+// getState returns the value of key: the value of the transaction its
+// newest entry names.
+func getState(tx *bolt.Tx, key []byte) ([]byte, bool, error) {
+	c := newRunCursor(tx.Bucket(bucketState))
+	for k, v := c.last(); k != nil; k, v = c.prev() {
+		r, err := decodeRun(bucketState, k, v, maxStateEntry)
+		if err != nil {
+			return nil, false, err
+		}
+		version, ok, err := lookup(r, key)
+		if err != nil || !ok {
+			if err != nil {
+				return nil, false, err
+			}
+			continue
+		}
+		t, err := txAt(tx, version)
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: state key %x names version %d: %w", ErrCorrupt, key, version, err)
+		}
+		k, val, err := chain.DecodeKV(t)
+		if err != nil || !bytes.Equal(k, key) {
+			return nil, false, fmt.Errorf("%w: state key %x names version %d, which does not write it", ErrCorrupt, key, version)
+		}
+		return bytes.Clone(val), true, nil
+	}
+	return nil, false, nil
+}
+
+// checkWrites checks that ws are sorted by key, one per key, each written
+// by the transaction of b it names.
+func checkWrites(b *ledger.Batch) error {
+	for i, w := range b.Writes {
+		if len(w.Key) == 0 || len(w.Key) > chain.MaxKeySize {
+			return fmt.Errorf("%w: state write with a key of %d bytes", ErrInvalid, len(w.Key))
+		}
+		if i > 0 && bytes.Compare(b.Writes[i-1].Key, w.Key) >= 0 {
+			return fmt.Errorf("%w: state write %d is out of key order", ErrInvalid, i)
+		}
+		if w.Version < b.StartVersion || w.Version-b.StartVersion >= uint64(len(b.Txs)) {
+			return fmt.Errorf("%w: state write %d names version %d, outside the batch", ErrInvalid, i, w.Version)
+		}
+		if k, _, err := chain.DecodeKV(b.Txs[w.Version-b.StartVersion]); err != nil || !bytes.Equal(k, w.Key) {
+			return fmt.Errorf("%w: state write %d names version %d, which does not write its key", ErrInvalid, i, w.Version)
+		}
+	}
+	return nil
+}
+
+// putState stores ws, checked by checkWrites, as a new state run under the
+// version end, merged with the newest runs that are not larger.
+func putState(tx *bolt.Tx, ws []ledger.KV, end uint64) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	items := make([][]byte, len(ws))
+	size := 0
+	for _, w := range ws {
+		size += len(w.Key) + 8
+	}
+	arena := make([]byte, 0, size)
+	for i, w := range ws {
+		arena = append(arena, w.Key...)
+		arena = binary.BigEndian.AppendUint64(arena, w.Version)
+		items[i] = arena[len(arena)-len(w.Key)-8:]
+	}
+	fresh := appendRun(nil, items)
+	srcs := []run{{bucket: bucketState, key: versionKey(end), ends: fresh[4 : 4+4*len(items)], data: fresh[4+4*len(items):], maxItem: maxStateEntry}}
+	b := tx.Bucket(bucketState)
+	b.FillPercent = appendFillPercent
+	var old [][]byte // keys of the merged runs
+	count := uint64(len(ws))
+	c := newRunCursor(b)
+	for k, v := c.last(); k != nil; k, v = c.prev() {
+		r, err := decodeRun(bucketState, k, v, maxStateEntry)
+		if err != nil {
+			return err
+		}
+		if r.count() > count {
+			break
+		}
+		srcs = append(srcs, r)
+		old = append(old, bytes.Clone(k))
+		count += r.count()
+	}
+	value := fresh
+	if len(srcs) > 1 {
+		var err error
+		if value, err = mergeRuns(srcs); err != nil {
+			return err
+		}
+	}
+	for _, k := range old {
+		if err := b.DeleteBucket(k); err != nil {
+			return fmt.Errorf("store: delete state run: %w", err)
+		}
+	}
+	if err := putRun(b, versionKey(end), value); err != nil {
+		return fmt.Errorf("store: put state run at %d: %w", end, err)
+	}
+	return nil
+}
+
+// mergeRuns merges the state runs srcs, newest first, into one: for a key
+// in several runs, the newest entry wins.
+func mergeRuns(srcs []run) ([]byte, error) {
+	pos := make([]uint64, len(srcs))
+	heads := make([][]byte, len(srcs))
+	advance := func(i int) error {
+		heads[i] = nil
+		if pos[i] < srcs[i].count() {
+			e, err := stateEntry(srcs[i], pos[i])
+			if err != nil {
+				return err
+			}
+			heads[i] = e
+			pos[i]++
+		}
+		return nil
+	}
+	total, size := uint64(0), 0
+	for i := range srcs {
+		if err := advance(i); err != nil {
+			return nil, err
+		}
+		total += srcs[i].count()
+		size += len(srcs[i].data)
+	}
+	ends := make([]byte, 4, 4+4*total)
+	data := make([]byte, 0, size)
+	n := uint32(0)
+	for {
+		best := -1
+		for i, h := range heads {
+			// Strictly less: on a tie the newer (earlier) run wins.
+			if h != nil && (best < 0 || bytes.Compare(entryKey(h), entryKey(heads[best])) < 0) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		e := heads[best]
+		if len(data)+len(e) > math.MaxUint32 {
+			return nil, fmt.Errorf("%w: state run over 4 GiB", ErrInvalid)
+		}
+		data = append(data, e...)
+		ends = binary.BigEndian.AppendUint32(ends, uint32(len(data)))
+		n++
+		for i, h := range heads {
+			if h != nil && bytes.Equal(entryKey(h), entryKey(e)) {
+				if err := advance(i); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	binary.BigEndian.PutUint32(ends, n)
+	return append(ends, data...), nil
+}
