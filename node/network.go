@@ -70,8 +70,14 @@ func (n *Network) request(ctx context.Context, p peer.ID, id libp2pproto.ID, req
 		stop()
 		if err != nil {
 			_ = s.Reset()
-			if ctx.Err() != nil && !errors.Is(err, syncer.ErrMisbehaved) {
+			switch {
+			case errors.Is(err, syncer.ErrMisbehaved):
+			case ctx.Err() != nil:
 				err = fmt.Errorf("node: %s request to %s: %w (%w)", id, p, ctx.Err(), err)
+			case isTimeout(err):
+				// The stream's deadline is ctx's and may fire a moment
+				// before ctx itself reports it.
+				err = fmt.Errorf("node: %s request to %s: %w (%w)", id, p, context.DeadlineExceeded, err)
 			}
 			return
 		}
@@ -95,6 +101,12 @@ func (n *Network) request(ctx context.Context, p peer.ID, id libp2pproto.ID, req
 		return fmt.Errorf("node: read %s response from %s: %w", id, p, err)
 	}
 	return nil
+}
+
+// isTimeout reports whether err is a stream or connection timeout.
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
 }
 
 // isPeerFault reports whether a read error proves the sender broke the
