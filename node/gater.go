@@ -1,6 +1,7 @@
 package node
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/libp2p/go-libp2p/core/connmgr"
@@ -46,6 +47,18 @@ func (g *Gater) Unblock(p peer.ID) {
 	if heal != nil {
 		heal(p)
 	}
+}
+
+// BlockedPeers returns the blocked peers, sorted.
+func (g *Gater) BlockedPeers() []peer.ID {
+	g.mu.Lock()
+	out := make([]peer.ID, 0, len(g.blocked))
+	for p := range g.blocked {
+		out = append(out, p)
+	}
+	g.mu.Unlock()
+	slices.Sort(out)
+	return out
 }
 
 // Blocked reports whether p is blocked.

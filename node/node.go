@@ -205,8 +205,9 @@ func (n *Node) Run(ctx context.Context) error {
 	var api *apiServer
 	if n.apiLn != nil {
 		api = newAPIServer(n.handler, log.With("logger", "p2pnode/http"))
-		workers.Go(func() { api.serve(n.apiLn) })
+		ln := n.apiLn
 		n.apiLn = nil // the server owns it now
+		workers.Go(func() { api.serve(ln) })
 	}
 
 	n.log.Info("node running", "peer", n.host.ID(), "role", n.role(), "addrs", n.host.Addrs(),

@@ -104,6 +104,10 @@ func (w *syncWorker) run(ctx context.Context, target *store.SyncTarget, peersRea
 	}
 }
 
+// catchUpRounds is how many committed rounds one sync must gain to be
+// logged at Info.
+const catchUpRounds = 10
+
 func (w *syncWorker) sync(ctx context.Context, o *syncOffer) {
 	sctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
@@ -115,8 +119,15 @@ func (w *syncWorker) sync(ctx context.Context, o *syncOffer) {
 	w.done(err)
 	switch {
 	case err == nil:
+		// Following the chain round by round is routine; a catch-up over
+		// many rounds is a state change an operator wants to see.
 		now := w.local()
-		w.log.Info("synced", "peer", o.from, "commit_round", now.commit, "qc_round", now.qc, "took", time.Since(start))
+		lvl := slog.LevelDebug
+		if now.commit >= local.commit+catchUpRounds {
+			lvl = slog.LevelInfo
+		}
+		w.log.Log(ctx, lvl, "synced", "peer", o.from, "commit_round", now.commit, "qc_round", now.qc,
+			"from_commit_round", local.commit, "took", time.Since(start))
 	case ctx.Err() != nil:
 	case syncer.IsPeerFault(err):
 		w.log.Warn("sync failed", "peer", o.from, "err", err)
