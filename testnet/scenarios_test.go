@@ -1,0 +1,163 @@
+package testnet_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/p2pnode/p2pnode/node"
+	"github.com/p2pnode/p2pnode/testnet"
+)
+
+// Each scenario runs real processes of the p2pnode binary on loopback and
+// checks them through their HTTP API and logs only.
+
+// TestLateFullNodeFastForwards: a full node that starts once the chain is
+// far past the fast-forward threshold catches up by state sync (its log
+// shows the fast-forward), then follows the validators.
+func TestLateFullNodeFastForwards(t *testing.T) {
+	m := e2eManifest(4, 1)
+	m.Nodes[4].StartDelay = testnet.Duration(time.Hour) // started by the test
+	r := startNet(t, m)
+	stage(t, r, m, testnet.Stage{Name: "validators run ahead", WaitRounds: 3 * m.Config.FastForwardRounds})
+
+	started := watch(t, r, "fullnode0", "fast-forward started")
+	done := watch(t, r, "fullnode0", "fast-forward done")
+	stage(t, r, m, testnet.Stage{Name: "full node joins", Perturb: []testnet.Perturbation{{Op: testnet.OpStart, Node: "fullnode0"}}})
+	waitLog(t, started, `"fast-forward started"`)
+	waitLog(t, done, `"fast-forward done"`)
+	waitStatus(t, r, "fullnode0", "follows the chain after the fast-forward", func(s node.Status) error {
+		if s.RootRound < m.Config.FastForwardRounds || s.Syncing {
+			return fmt.Errorf("root round %d, syncing %v", s.RootRound, s.Syncing)
+		}
+		return nil
+	})
+}
+
+// TestKilledValidatorCatchesUpAndVotes: a validator killed with SIGKILL
+// while the others go on restarts from its store, catches up and votes in
+// the current rounds again.
+func TestKilledValidatorCatchesUpAndVotes(t *testing.T) {
+	m := e2eManifest(4, 0)
+	r := startNet(t, m)
+	stage(t, r, m, testnet.Stage{Name: "warm up", WaitRounds: 10})
+	stage(t, r, m, testnet.Stage{
+		Name:       "kill validator1",
+		Perturb:    []testnet.Perturbation{{Op: testnet.OpKill, Node: "validator1"}},
+		WaitRounds: 2 * m.Config.FastForwardRounds,
+	})
+	s0, err := testnet.FetchStatus(t.Context(), r.API("validator0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage(t, r, m, testnet.Stage{Name: "restart validator1", Perturb: []testnet.Perturbation{{Op: testnet.OpStart, Node: "validator1"}}})
+	waitStatus(t, r, "validator1", "votes again", func(s node.Status) error {
+		if s.Consensus == nil {
+			return errors.New("no consensus status: not a validator")
+		}
+		if s.Consensus.LastVotedRound <= s0.Round+5 {
+			return fmt.Errorf("last voted round %d, want > %d (past the rounds it missed)", s.Consensus.LastVotedRound, s0.Round+5)
+		}
+		return nil
+	})
+}
+
+// TestFullNodeKilledDuringStateSyncResumes: a full node killed with
+// SIGKILL in the middle of its state sync resumes it after a restart and
+// converges.
+func TestFullNodeKilledDuringStateSyncResumes(t *testing.T) {
+	m := e2eManifest(4, 1)
+	m.Nodes[4].StartDelay = testnet.Duration(time.Hour) // started by the test
+	m.Config.TxRate = 250
+	m.Config.ChunkTxs = 10 // a state sync of many chunks
+	m.Config.ProgressInterval = testnet.Duration(50 * time.Millisecond)
+	r := startNet(t, m)
+	stage(t, r, m, testnet.Stage{Name: "validators run ahead", WaitRounds: 4 * m.Config.FastForwardRounds})
+
+	stage(t, r, m, testnet.Stage{
+		Name: "full node starts and is killed during its state sync",
+		Perturb: []testnet.Perturbation{
+			{Op: testnet.OpStart, Node: "fullnode0"},
+			{Op: testnet.OpKill, Node: "fullnode0", AfterLog: "state sync progress"},
+		},
+		SkipCheck: true,
+	})
+	if logHas(t, r, "fullnode0", "fast-forward done") {
+		t.Fatal("the state sync finished before the kill; make it longer")
+	}
+	resumed := watch(t, r, "fullnode0", "resuming fast-forward")
+	stage(t, r, m, testnet.Stage{Name: "full node restarts", Perturb: []testnet.Perturbation{{Op: testnet.OpStart, Node: "fullnode0"}}})
+	waitLog(t, resumed, `"resuming fast-forward"`)
+}
+
+// TestPartitionedValidatorRejoins: a validator cut off from all peers falls
+// behind while the other three commit; once healed it catches up.
+func TestPartitionedValidatorRejoins(t *testing.T) {
+	m := e2eManifest(4, 0)
+	r := startNet(t, m)
+	stage(t, r, m, testnet.Stage{Name: "warm up", WaitRounds: 10})
+	stage(t, r, m, testnet.Stage{
+		Name:       "partition validator2",
+		Perturb:    []testnet.Perturbation{{Op: testnet.OpPartition, Node: "validator2"}},
+		WaitRounds: 40,
+	})
+	cut, err := testnet.FetchStatus(t.Context(), r.API("validator2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := testnet.FetchStatus(t.Context(), r.API("validator0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cut.Peers != 0 || cut.CommittedRound+20 > live.CommittedRound {
+		t.Fatalf("partitioned validator2 has %d peers, committed round %d; validator0 is at %d: want no peers and far behind",
+			cut.Peers, cut.CommittedRound, live.CommittedRound)
+	}
+	stage(t, r, m, testnet.Stage{Name: "heal validator2", Perturb: []testnet.Perturbation{{Op: testnet.OpHeal, Node: "validator2"}}})
+	waitStatus(t, r, "validator2", "votes again", func(s node.Status) error {
+		if v := s.Consensus.LastVotedRound; v <= live.Round {
+			return fmt.Errorf("last voted round %d, want > %d", v, live.Round)
+		}
+		return nil
+	})
+}
+
+// TestSoakManifest runs testdata/soak.json: every kind of perturbation in
+// turn. It runs with -soak only.
+func TestSoakManifest(t *testing.T) {
+	if !*soak {
+		t.Skip("long scenario: run with -soak")
+	}
+	raw, err := os.ReadFile("testdata/soak.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := testnet.DecodeManifest(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startNet(t, m)
+	if err := r.RunStages(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Shutdown(20 * time.Second); err != nil {
+		t.Fatalf("graceful shutdown: %v", err)
+	}
+}
+
+// TestGracefulShutdown: SIGTERM stops every node with exit status 0.
+func TestGracefulShutdown(t *testing.T) {
+	m := e2eManifest(4, 0)
+	r := startNet(t, m)
+	stage(t, r, m, testnet.Stage{Name: "warm up", WaitRounds: 5})
+	if err := r.Shutdown(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range r.Network().Nodes {
+		if !logHas(t, r, n.Name, "node shut down cleanly") {
+			t.Errorf("%s did not log its clean shutdown", n.Name)
+		}
+	}
+}
