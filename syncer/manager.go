@@ -247,7 +247,12 @@ func (m *Manager) processHighestLedgerInfo(ctx context.Context, commitCert *chai
 	}
 	root := m.store.Root().Info
 	commit := commitCert.CommitInfo()
-	if m.cfg.FastForwardRounds > 0 && commit.Round <= root.Round+m.cfg.FastForwardRounds {
+	l := m.store.Ledger()
+	// A ledger left between two committed blocks by an unfinished state sync
+	// executes nothing: only another fast-forward can complete it, however
+	// close the target.
+	midSync := l.Version() != l.Committed().Version
+	if m.cfg.FastForwardRounds > 0 && commit.Round <= root.Round+m.cfg.FastForwardRounds && !midSync {
 		return nil // close enough: FetchQuorumCert fetches the blocks
 	}
 	m.log.Info("fast-forward started", "peer", from, "commit_block_id", commit.ID.Short(),

@@ -371,3 +371,34 @@ func (w *world) peerIDs(idx ...int) []peer.ID {
 	}
 	return out
 }
+
+// TestInterruptedStateSyncCompletesWhenClose: a ledger left between two
+// committed blocks by an interrupted state sync executes nothing, so a later
+// sync must fast-forward even to a target closer than FastForwardRounds.
+func TestInterruptedStateSyncCompletesWhenClose(t *testing.T) {
+	w := newWorld(t, 4, 60, 5)
+	cfg := syncer.DefaultConfig()
+	cfg.FastForwardRounds = 1000 // the whole chain is "close"
+	c, m := w.client(t, cfg)
+	// Half a state sync toward the commit of round 20 (QC on block 22).
+	old := &w.nodes[21].QC.SignedLedgerInfo
+	chunk, err := w.server.ledger.GetChunk(0, old.LedgerInfo.CommitInfo.Version, old.LedgerInfo.CommitInfo.Version/2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ledger.ApplyChunk(chunk, old); err != nil {
+		t.Fatal(err)
+	}
+	if c.ledger.Version() == c.ledger.Committed().Version {
+		t.Fatal("the ledger is not between two committed blocks")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := m.SyncTo(ctx, w.syncInfo(), w.author()); err != nil {
+		t.Fatal(err)
+	}
+	w.checkSynced(t, c)
+	if m.Stats().FastForwards != 1 {
+		t.Fatalf("%d fast-forwards, want 1", m.Stats().FastForwards)
+	}
+}
