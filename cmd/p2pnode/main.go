@@ -7,6 +7,7 @@
 //	p2pnode run      run one node from its home
 //	p2pnode testnet  run a local multi-process testnet
 //	p2pnode status   print a running node's status
+//	p2pnode bench    measure sync speed against the seed's design and the machine's ceiling
 //
 // Run `p2pnode <command> --help` for a command's flags. Logs go to stderr
 // through go-log: GOLOG_LOG_LEVEL sets levels per subsystem
@@ -35,6 +36,7 @@ Commands:
   run       run one node (validator or full node) from its home
   testnet   run a local testnet: 4 validators and a full node that joins late
   status    print a summary of a running node's status
+  bench     measure sync speed: bench sync [flags]
 
 Run 'p2pnode <command> --help' for the command's flags.
 
@@ -75,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdTestnet(ctx, rest, stdout, stderr)
 	case "status":
 		err = cmdStatus(ctx, rest, stdout, stderr)
+	case "bench":
+		err = cmdBench(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "p2pnode: unknown command %q\n\n%s", cmd, usage)
 		return 2

@@ -1,0 +1,44 @@
+// Package bench measures how fast a fresh node catches up, in one process,
+// over the real protocols: `p2pnode bench sync`.
+//
+// A run builds (or finds in its cache) a valid signed chain of N blocks
+// with chaintest, streaming it to a file: the encoded blocks in height
+// order, an index of ids and offsets, and the last QC. P serving hosts —
+// real libp2p hosts on loopback, the first V of them with the validators'
+// identities so that they are the QCs' signers — answer the block and
+// chunk protocols from that file with pread, adding the configured latency
+// once per message: a server sleeps that long before it writes each
+// response. The chain is never held in memory: serving it costs page
+// cache, not resident memory of the process. Built chains stay in
+// Config.CacheDir, keyed by their parameters, for the next run.
+//
+// In block mode a run measures, in this order:
+//
+//   - the ceiling: the same blocks read from the file, decoded, verified
+//     (chain.Verifier.VerifyBlocks, spread over GOMAXPROCS goroutines) and
+//     executed and stored (blockstore.InsertChain) in batches on a fresh
+//     store, with no network;
+//   - the seed baseline: a fresh node with syncer.SeedConfig (one block per
+//     request, one request at a time, the author first) catches up a prefix
+//     of the chain over the network;
+//   - the sync: a fresh node with syncer.DefaultConfig catches up the whole
+//     chain with one SyncTo.
+//
+// In state-sync mode the servers hold the ledger of the chain's N×T
+// transactions and the node fast-forwards to it; the ceiling verifies and
+// applies the same chunks with no network.
+//
+// Memory and CPU: before each measured phase the heap is returned to the
+// operating system and, on Linux, the process's peak resident set is reset
+// (/proc/self/clear_refs); getrusage then gives the phase's peak. The
+// reported peak_rss_mb is that of the sync phase: the syncing node and the
+// serving hosts together. cpu_s is the process CPU time (user+system) of
+// the sync phase, serving hosts included.
+//
+// Usage:
+//
+//	res, err := bench.Run(ctx, bench.DefaultConfig(), os.Stderr)
+//	if err != nil { ... }
+//	line, _ := json.Marshal(res)
+//	fmt.Println(string(line))
+package bench

@@ -1,0 +1,285 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/syncer"
+)
+
+// ErrMismatch is returned by Run when a node that caught up does not hold
+// the servers' chain and ledger.
+var ErrMismatch = errors.New("bench: synced state differs from the servers'")
+
+// Result is the outcome of a run. It marshals to the JSON line `p2pnode
+// bench sync` prints. Rates are per second of wall time; MB are 10^6
+// bytes of encoded blocks (block mode) or of transactions (state sync).
+type Result struct {
+	Mode        Mode    `json:"mode"`
+	Blocks      int     `json:"blocks"`
+	TxsPerBlock int     `json:"txs_per_block"`
+	TxSize      int     `json:"tx_size"`
+	Validators  int     `json:"validators"`
+	LatencyMS   float64 `json:"latency_ms"`
+	Peers       int     `json:"peers"`
+
+	// SeedBlocksMeasured is how many blocks the seed baseline caught up
+	// (a prefix of the chain in block mode); 0 when it did not run.
+	SeedBlocksMeasured int     `json:"seed_blocks_measured"`
+	SeedBlocksPerS     float64 `json:"seed_blocks_per_s"`
+	SyncBlocksPerS     float64 `json:"sync_blocks_per_s"`
+	CeilingBlocksPerS  float64 `json:"ceiling_blocks_per_s"`
+	SeedTxPerS         float64 `json:"seed_tx_per_s"`
+	SyncTxPerS         float64 `json:"sync_tx_per_s"`
+	CeilingTxPerS      float64 `json:"ceiling_tx_per_s"`
+	// StateSyncTxPerS is, in state-sync mode, the transactions
+	// fast-forwarded per second of the whole sync (3-chain fetch
+	// included); 0 in block mode.
+	StateSyncTxPerS float64 `json:"statesync_tx_per_s"`
+	SyncMBPerS      float64 `json:"sync_mb_per_s"`
+	// SpeedupVsSeed is the sync's rate over the seed's; FractionOfCeiling
+	// the sync's rate over the ceiling's (blocks/s in block mode, tx/s in
+	// state-sync mode). 0 when the phase it needs did not run.
+	SpeedupVsSeed     float64 `json:"speedup_vs_seed"`
+	FractionOfCeiling float64 `json:"fraction_of_ceiling"`
+	// PeakRSSMB is the peak resident set (MiB) of the sync phase — the
+	// syncing node and the serving hosts — when RSSScope is "sync"; of the
+	// whole process when it is "process" (the peak could not be reset).
+	PeakRSSMB float64 `json:"peak_rss_mb"`
+	RSSScope  string  `json:"rss_scope"`
+	// EndRSSAnonMB and EndRSSFileMB are the resident memory when the sync
+	// ended (not peaks), anonymous and file-backed: the file-backed part is
+	// the syncing node's bbolt pages it mapped and touched (Linux only).
+	EndRSSAnonMB float64 `json:"end_rss_anon_mb"`
+	EndRSSFileMB float64 `json:"end_rss_file_mb"`
+	// CeilingPeakRSSMB is the peak resident set of the ceiling phase.
+	CeilingPeakRSSMB float64 `json:"ceiling_peak_rss_mb"`
+	// CPUS is the process's CPU time (user+system) during the sync,
+	// serving hosts included.
+	CPUS        float64 `json:"cpu_s"`
+	SyncSeconds float64 `json:"sync_s"`
+	// SyncFetchedSeconds is, in block mode, when the sync had fetched and
+	// verified every block (the rest of SyncSeconds inserts them), to 20 ms.
+	SyncFetchedSeconds float64 `json:"sync_fetched_s"`
+	SeedSeconds        float64 `json:"seed_s"`
+	CeilingSeconds     float64 `json:"ceiling_s"`
+	// SyncedTxs is how many transactions the sync brought into the ledger.
+	SyncedTxs uint64  `json:"synced_txs"`
+	ChainMB   float64 `json:"chain_mb"`
+	// ChunkMisses counts chunk requests the servers could not answer from
+	// their chunk file (a client that asked off the planned ranges).
+	ChunkMisses int64 `json:"chunk_misses"`
+	GOMAXPROCS  int   `json:"gomaxprocs"`
+}
+
+// Run builds (or reuses) the chain cfg describes, measures the ceiling,
+// the seed baseline and the sync in that order, and returns the result.
+// It writes human-readable progress to progress. Every temporary directory
+// but the chain cache is removed before it returns; ctx cancels the run.
+// Runs must not overlap in one process: each resets the process's peak
+// resident set.
+func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if progress == nil {
+		progress = io.Discard
+	}
+	if cfg.WorkDir == "" {
+		cfg.WorkDir = os.TempDir()
+	}
+	res := &Result{
+		Mode: cfg.Mode, Blocks: cfg.Blocks, TxsPerBlock: cfg.TxsPerBlock, TxSize: cfg.TxSize,
+		Validators: cfg.Validators, LatencyMS: float64(cfg.Latency) / float64(time.Millisecond), Peers: cfg.Peers,
+		GOMAXPROCS: runtime.GOMAXPROCS(0),
+	}
+	if cfg.NoCache {
+		dir, err := os.MkdirTemp(cfg.WorkDir, "p2pnode-bench-chain-*")
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		cfg.CacheDir = dir
+	}
+	c, err := openChain(ctx, &cfg, progress)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	res.ChainMB = round(float64(c.Bytes(1, c.Len()))/1e6, 2)
+
+	var chunks *chunkFile
+	if cfg.Mode == ModeStateSync {
+		if chunks, err = openChunks(ctx, &cfg, c, syncer.DefaultConfig().ChunkTxs, progress); err != nil {
+			return nil, err
+		}
+		defer chunks.Close()
+	}
+	if err := runPhases(ctx, &cfg, c, chunks, res, progress); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func runPhases(ctx context.Context, cfg *Config, c *chainFile, chunks *chunkFile, res *Result, progress io.Writer) error {
+	// Ceiling.
+	var ceiling ledgerState
+	if !cfg.SkipCeiling {
+		resetPeakRSS()
+		fmt.Fprintf(progress, "ceiling: verify, execute and store %d blocks with no network\n", c.Len())
+		var took time.Duration
+		var err error
+		if chunks != nil {
+			took, ceiling, err = ceilingStateSync(ctx, c, chunks, cfg.WorkDir)
+		} else {
+			took, ceiling, err = ceilingBlocks(ctx, c, cfg.WorkDir)
+		}
+		if err != nil {
+			return err
+		}
+		res.CeilingSeconds = seconds(took)
+		res.CeilingPeakRSSMB = round(peakRSSMB(), 1)
+		if chunks != nil {
+			res.CeilingTxPerS = rate(ceiling.Version, took)
+			res.CeilingBlocksPerS = rate(ceiling.Committed.Round, took)
+		} else {
+			res.CeilingBlocksPerS = rate(c.Len(), took)
+			res.CeilingTxPerS = rate(ceiling.Version, took)
+		}
+		fmt.Fprintf(progress, "ceiling: %v, %.0f blocks/s, %.0f tx/s\n", took.Round(time.Millisecond), res.CeilingBlocksPerS, res.CeilingTxPerS)
+	}
+
+	srv, err := startServers(cfg, c, chunks)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	fmt.Fprintf(progress, "servers: %d hosts on loopback, %v added per response\n", len(srv.hosts), cfg.Latency)
+
+	// Seed baseline.
+	if cfg.SeedBlocks > 0 {
+		scfg, si, n, err := seedSetup(cfg, c)
+		if err != nil {
+			return err
+		}
+		resetPeakRSS()
+		fmt.Fprintf(progress, "seed: catching up %d blocks with the seed's retrieval\n", n)
+		r, err := syncOnce(ctx, c, srv, scfg, si, 0, cfg.Seed+0x5eed, cfg.WorkDir, "seed", progress)
+		if err != nil {
+			return err
+		}
+		if err := r.check(si); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		res.SeedBlocksMeasured = n
+		res.SeedSeconds = seconds(r.took)
+		res.SeedBlocksPerS = rate(n, r.took)
+		res.SeedTxPerS = rate(r.state.Version, r.took)
+		fmt.Fprintf(progress, "seed: %v, %.0f blocks/s, %.0f tx/s\n", r.took.Round(time.Millisecond), res.SeedBlocksPerS, res.SeedTxPerS)
+	}
+
+	// Sync.
+	scfg := syncer.DefaultConfig()
+	scfg.Seed = cfg.Seed
+	if cfg.Mode == ModeStateSync {
+		scfg.FastForwardRounds = 0
+	} else {
+		scfg.FastForwardRounds = uint64(c.Len()) + 1
+	}
+	if cfg.MaxPendingBytes > 0 {
+		scfg.MaxPendingBytes = cfg.MaxPendingBytes
+	}
+	si := &chain.SyncInfo{HighestCommitCert: c.meta.LastQC, HighestQC: c.meta.LastQC}
+	scope := "process"
+	if resetPeakRSS() {
+		scope = "sync"
+	}
+	fmt.Fprintf(progress, "sync: catching up %d blocks\n", c.Len())
+	cpu0 := cpuTime()
+	var fetch uint64
+	if cfg.Mode == ModeBlocks {
+		fetch = uint64(c.Len())
+	}
+	r, err := syncOnce(ctx, c, srv, scfg, si, fetch, cfg.Seed+0x5c, cfg.WorkDir, "sync", progress)
+	if err != nil {
+		return err
+	}
+	res.CPUS = round(seconds(cpuTime()-cpu0), 2)
+	res.PeakRSSMB = round(peakRSSMB(), 1)
+	res.RSSScope = scope
+	res.EndRSSAnonMB, res.EndRSSFileMB = round(r.anonMB, 1), round(r.fileMB, 1)
+	if err := r.check(si); err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	if !cfg.SkipCeiling && r.state != ceiling {
+		return fmt.Errorf("%w: synced ledger at version %d, ceiling's at %d", ErrMismatch, r.state.Version, ceiling.Version)
+	}
+	res.ChunkMisses = srv.misses.Load()
+	res.SyncSeconds = seconds(r.took)
+	res.SyncFetchedSeconds = seconds(r.fetched)
+	res.SyncedTxs = r.state.Version
+	res.SyncBlocksPerS = rate(c.Len(), r.took)
+	res.SyncTxPerS = rate(r.state.Version, r.took)
+	if cfg.Mode == ModeStateSync {
+		res.SyncBlocksPerS = rate(r.state.Committed.Round, r.took)
+		res.StateSyncTxPerS = res.SyncTxPerS
+		res.SyncMBPerS = round(float64(r.state.Version)*float64(cfg.TxSize)/1e6/r.took.Seconds(), 2)
+		res.SpeedupVsSeed = ratio(res.SyncTxPerS, res.SeedTxPerS)
+		res.FractionOfCeiling = ratio(res.SyncTxPerS, res.CeilingTxPerS)
+	} else {
+		res.SyncMBPerS = round(float64(c.Bytes(1, c.Len()))/1e6/r.took.Seconds(), 2)
+		res.SpeedupVsSeed = ratio(res.SyncBlocksPerS, res.SeedBlocksPerS)
+		res.FractionOfCeiling = ratio(res.SyncBlocksPerS, res.CeilingBlocksPerS)
+	}
+	fmt.Fprintf(progress, "sync: %v, %.0f blocks/s, %.0f tx/s, %.1f MB/s, peak RSS %.1f MiB, CPU %.1f s\n",
+		r.took.Round(time.Millisecond), res.SyncBlocksPerS, res.SyncTxPerS, res.SyncMBPerS, res.PeakRSSMB, res.CPUS)
+	return nil
+}
+
+// seedSetup returns the seed baseline's syncer config and target: in
+// block mode the QC of block min(Blocks, SeedBlocks), one block per
+// request, no fast-forward; in state-sync mode the whole ledger, one chunk
+// at a time.
+func seedSetup(cfg *Config, c *chainFile) (syncer.Config, *chain.SyncInfo, int, error) {
+	scfg := syncer.SeedConfig()
+	scfg.Seed = cfg.Seed
+	if cfg.Mode == ModeStateSync {
+		return scfg, &chain.SyncInfo{HighestCommitCert: c.meta.LastQC, HighestQC: c.meta.LastQC}, c.Len(), nil
+	}
+	scfg.FastForwardRounds = uint64(c.Len()) + 1
+	n := min(c.Len(), cfg.SeedBlocks)
+	qc, err := c.QC(n)
+	if err != nil {
+		return scfg, nil, 0, err
+	}
+	return scfg, &chain.SyncInfo{HighestCommitCert: qc, HighestQC: qc}, n, nil
+}
+
+func seconds(d time.Duration) float64 { return round(d.Seconds(), 3) }
+
+// rate returns n per second of d, rounded.
+func rate[N int | uint64](n N, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return round(float64(n)/d.Seconds(), 1)
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return round(a/b, 3)
+}
+
+func round(x float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(x*p) / p
+}
