@@ -87,6 +87,11 @@ func (w *syncWorker) run(ctx context.Context, target *store.SyncTarget, peersRea
 	if target != nil {
 		w.resume(ctx, target, peersReady)
 	}
+	// After a failed sync the worker waits before the next one, doubling
+	// the pause up to a cap, so that a node whose peers cannot serve it yet
+	// (they have not committed as far, or rate-limit it) does not flood
+	// them with syncs that fail at once; a success resets the pause.
+	var pause time.Duration
 	for {
 		select {
 		case <-ctx.Done():
@@ -100,15 +105,37 @@ func (w *syncWorker) run(ctx context.Context, target *store.SyncTarget, peersRea
 		if o == nil || !progressOf(o.si).ahead(w.local()) {
 			continue
 		}
-		w.sync(ctx, o)
+		if w.sync(ctx, o) {
+			pause = 0
+			continue
+		}
+		pause = min(max(2*pause, minSyncPause), maxSyncPause)
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		select { // look at the best offer that came meanwhile
+		case w.wake <- struct{}{}:
+		default:
+		}
 	}
 }
+
+// The pause after a failed sync grows from minSyncPause to maxSyncPause.
+const (
+	minSyncPause = 100 * time.Millisecond
+	maxSyncPause = 5 * time.Second
+)
 
 // catchUpRounds is how many committed rounds one sync must gain to be
 // logged at Info.
 const catchUpRounds = 10
 
-func (w *syncWorker) sync(ctx context.Context, o *syncOffer) {
+// sync runs one sync to o and reports whether it succeeded.
+func (w *syncWorker) sync(ctx context.Context, o *syncOffer) bool {
 	sctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
 	start := time.Now()
@@ -134,6 +161,7 @@ func (w *syncWorker) sync(ctx context.Context, o *syncOffer) {
 	default:
 		w.log.Info("sync failed", "peer", o.from, "err", err)
 	}
+	return err == nil
 }
 
 // resume retries the interrupted fast-forward with backoff until it

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -239,6 +240,12 @@ func TestFastForwardChecksCommittedBlock(t *testing.T) {
 // leaves the tree as it was and keeps the chunks it applied; the next sync
 // resumes from the ledger's version without fetching them again.
 func TestStateSyncFailureResumes(t *testing.T) {
+	// Virtual time: a range every peer refuses is retried after pauses
+	// before the sync gives up.
+	synctest.Test(t, testStateSyncFailureResumes)
+}
+
+func testStateSyncFailureResumes(t *testing.T) {
 	for _, inFlight := range []int{1, 4} {
 		w := newWorld(t, 4, 30, 4)
 		var answered, limit atomic.Int64

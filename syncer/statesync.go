@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -52,7 +53,31 @@ type chunkRange struct {
 	start, end uint64
 	chunk      *ledger.Chunk // verified, waiting to be applied
 	inFlight   bool
-	tried      map[peer.ID]bool
+	tried      map[peer.ID]bool // in the current round of attempts
+	rounds     int              // rounds in which every peer failed
+	retryAt    time.Time        // start of the next round
+}
+
+// maxRangeRounds is how many times every peer may fail one range before
+// the state sync gives up (the next sync resumes from the ledger).
+const maxRangeRounds = 6
+
+// retryPause is the pause before round k+1 of attempts at a range:
+// 100 ms, doubling, at most 2 s (about 5 s before giving up).
+func retryPause(k int) time.Duration {
+	return min(100*time.Millisecond<<(k-1), 2*time.Second)
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// anyUnbanned reports whether a peer not proven faulty is left.
+func (s *stateSync) anyUnbanned() bool {
+	return slices.ContainsFunc(s.peers, func(p peer.ID) bool { return !s.banned.has(p) })
 }
 
 type chunkResult struct {
@@ -83,6 +108,9 @@ func (s *stateSync) run(ctx context.Context, sc StateComputer) error {
 	began := time.Now()
 	ticker := time.NewTicker(s.cfg.ProgressInterval)
 	defer ticker.Stop()
+	wakeTimer := time.NewTimer(time.Hour) // for ranges waiting to be retried
+	wakeTimer.Stop()
+	defer wakeTimer.Stop()
 
 	ranges := map[uint64]*chunkRange{} // by start
 	next := start                      // first version not yet in ranges
@@ -134,13 +162,40 @@ func (s *stateSync) run(ctx context.Context, sc StateComputer) error {
 			ranges[next] = &chunkRange{start: next, end: end, tried: map[peer.ID]bool{}}
 			next = end
 		}
-		// Request every range that is neither in flight nor fetched.
+		// Request every range that is neither in flight nor fetched. A
+		// range every peer failed to serve is tried on all of them again
+		// after a pause: peers that are behind the target catch up, and
+		// busy ones recover, within a few rounds.
+		now := time.Now()
+		var wake time.Time
 		for v := applied; v < next; v = ranges[v].end {
-			if r := ranges[v]; r.chunk == nil && !r.inFlight && !launch(r) {
-				return fmt.Errorf("%w: chunk of versions [%d, %d) from %d peers", ErrAllPeersFailed, r.start, r.end, len(s.peers))
+			r := ranges[v]
+			if r.chunk != nil || r.inFlight {
+				continue
 			}
+			if now.Before(r.retryAt) {
+				wake = earliest(wake, r.retryAt)
+				continue
+			}
+			if launch(r) {
+				continue
+			}
+			r.rounds++
+			if r.rounds >= maxRangeRounds || !s.anyUnbanned() {
+				return fmt.Errorf("%w: chunk of versions [%d, %d) from %d peers, %d rounds",
+					ErrAllPeersFailed, r.start, r.end, len(s.peers), r.rounds)
+			}
+			clear(r.tried)
+			r.retryAt = now.Add(retryPause(r.rounds))
+			wake = earliest(wake, r.retryAt)
+		}
+		var wakeC <-chan time.Time
+		if !wake.IsZero() {
+			wakeTimer.Reset(time.Until(wake))
+			wakeC = wakeTimer.C
 		}
 		select {
+		case <-wakeC:
 		case res := <-results:
 			inFlight--
 			r := ranges[res.start]
