@@ -20,22 +20,32 @@ import (
 // response wraps syncer.ErrMisbehaved; a stream that fails, times out or is
 // cancelled gives a plain error. It is safe for concurrent use.
 type Network struct {
-	h        host.Host
-	blocksID libp2pproto.ID
-	chunksID libp2pproto.ID
+	h           host.Host
+	blocksID    libp2pproto.ID
+	committedID libp2pproto.ID
+	chunksID    libp2pproto.ID
 }
 
 var _ syncer.Network = (*Network)(nil)
 
 // NewNetwork returns the network of chain chainID over h.
 func NewNetwork(h host.Host, chainID string) *Network {
-	return &Network{h: h, blocksID: protocol.BlocksID(chainID), chunksID: protocol.ChunksID(chainID)}
+	return &Network{h: h, blocksID: protocol.BlocksID(chainID), committedID: protocol.CommittedID(chainID), chunksID: protocol.ChunksID(chainID)}
 }
 
 // RequestBlocks asks p for blocks.
 func (n *Network) RequestBlocks(ctx context.Context, p peer.ID, req protocol.BlockRequest) (*protocol.BlockResponse, error) {
 	var resp protocol.BlockResponse
 	if err := n.request(ctx, p, n.blocksID, &req, protocol.MaxBlockResponseSize, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// RequestCommitted asks p for a range of its committed blocks.
+func (n *Network) RequestCommitted(ctx context.Context, p peer.ID, req protocol.CommittedRequest) (*protocol.CommittedResponse, error) {
+	var resp protocol.CommittedResponse
+	if err := n.request(ctx, p, n.committedID, &req, protocol.MaxCommittedResponseSize, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil

@@ -168,8 +168,10 @@ func (n *Node) Run(ctx context.Context) error {
 		served:  n.metrics.servedRequest,
 	}
 	n.host.SetStreamHandler(protocol.BlocksID(chainID), srv.handleBlocks)
+	n.host.SetStreamHandler(protocol.CommittedID(chainID), srv.handleCommitted)
 	n.host.SetStreamHandler(protocol.ChunksID(chainID), srv.handleChunks)
 	defer n.host.RemoveStreamHandler(protocol.BlocksID(chainID))
+	defer n.host.RemoveStreamHandler(protocol.CommittedID(chainID))
 	defer n.host.RemoveStreamHandler(protocol.ChunksID(chainID))
 
 	// Consensus runs under its own context so that it stops after the

@@ -20,7 +20,7 @@ import (
 // maxBlockResponse is the protocol's cap on an encoded block response.
 const maxBlockResponse = protocol.MaxBlockResponseSize
 
-// server answers the block and chunk protocols from the local chain. Each
+// server answers the block, committed-range and chunk protocols from the local chain. Each
 // stream is handled on the goroutine libp2p gives it; the resource
 // manager's service limits bound how many run at once. It is safe for
 // concurrent use.
@@ -49,6 +49,25 @@ func (s *server) handleBlocks(st network.Stream) {
 		return
 	}
 	s.writeResponse(st, "blocks", resp.Status, body)
+}
+
+// handleCommitted serves one committed-range request.
+func (s *server) handleCommitted(st network.Stream) {
+	var req protocol.CommittedRequest
+	if !s.readRequest(st, protocol.MaxCommittedRequestSize, &req) {
+		return
+	}
+	resp := &protocol.CommittedResponse{Status: protocol.StatusBusy}
+	if s.limiter.allow(st.Conn().RemotePeer()) {
+		resp = syncer.ServeCommitted(s.store.Ledger(), &req, s.limits.MaxBlockResponseBytes-4096)
+	}
+	body, err := encodeCommittedResponse(resp, s.limits.MaxBlockResponseBytes)
+	if err != nil {
+		s.log.Error("encode committed response", "err", err)
+		_ = st.Reset()
+		return
+	}
+	s.writeResponse(st, "committed", resp.Status, body)
 }
 
 // handleChunks serves one chunk request.
@@ -123,8 +142,11 @@ func (s *server) writeResponse(st network.Stream, proto string, status protocol.
 }
 
 func busyResponse(proto string) ([]byte, error) {
-	if proto == "blocks" {
+	switch proto {
+	case "blocks":
 		return chain.Encode(&protocol.BlockResponse{Status: protocol.StatusBusy})
+	case "committed":
+		return chain.Encode(&protocol.CommittedResponse{Status: protocol.StatusBusy})
 	}
 	return chain.Encode(&protocol.ChunkResponse{Status: protocol.StatusBusy})
 }
@@ -139,6 +161,18 @@ func encodeBlockResponse(resp *protocol.BlockResponse, limit int) ([]byte, error
 			return body, err
 		}
 		resp = &protocol.BlockResponse{Status: protocol.StatusSucceeded, Blocks: resp.Blocks[:len(resp.Blocks)/2]}
+	}
+}
+
+// encodeCommittedResponse encodes resp as encodeBlockResponse does,
+// dropping blocks from its end until it fits in limit bytes.
+func encodeCommittedResponse(resp *protocol.CommittedResponse, limit int) ([]byte, error) {
+	for {
+		body, err := chain.Encode(resp)
+		if err != nil || len(body) <= limit || len(resp.Blocks) <= 1 {
+			return body, err
+		}
+		resp = &protocol.CommittedResponse{Status: protocol.StatusSucceeded, Blocks: resp.Blocks[:len(resp.Blocks)/2]}
 	}
 }
 

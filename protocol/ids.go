@@ -33,3 +33,8 @@ func ConsensusTopic(chainID string) string { return fmt.Sprintf("/p2pnode/%s/con
 
 // TxTopic is the GossipSub topic of transactions.
 func TxTopic(chainID string) string { return fmt.Sprintf("/p2pnode/%s/tx/1", chainID) }
+
+// CommittedID is the committed-range stream protocol of a chain.
+func CommittedID(chainID string) protocol.ID {
+	return protocol.ID(fmt.Sprintf("/p2pnode/%s/committed/1.0.0", chainID))
+}

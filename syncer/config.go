@@ -44,6 +44,17 @@ type Config struct {
 	// walks back to a known ancestor; a walk that would pass it stops with
 	// ErrTooFarBehind (the caller fast-forwards instead).
 	MaxPendingBytes int
+	// ForwardMinGap: a sync first fetches the committed chain forward, in
+	// windows of BlocksPerRequest rounds asked of several peers at once,
+	// when the block committed by the peer's highest ledger info is unknown
+	// and its round is more than ForwardMinGap past the local root (and no
+	// fast-forward took the node there). 0 never does: the blocks are then
+	// fetched walking back from the QC, as the seed does.
+	ForwardMinGap uint64
+	// ForwardWindows caps the windows of a forward fetch requested or
+	// waiting to be inserted at once; with BlocksPerRequest it bounds the
+	// blocks held in memory whatever the gap.
+	ForwardWindows int
 	// ChunkTxs is how many transactions one state-sync chunk request asks
 	// for.
 	ChunkTxs int
@@ -76,6 +87,8 @@ func DefaultConfig() Config {
 		FallbackToPeers:     true,
 		FastForwardRounds:   200,
 		MaxPendingBytes:     256 << 20,
+		ForwardMinGap:       2 * 64,
+		ForwardWindows:      8,
 		ChunkTxs:            2000,
 		ChunksInFlight:      8,
 		ChunkTimeout:        10 * time.Second,
@@ -97,6 +110,7 @@ func SeedConfig() Config {
 	c.RankPeers = false
 	c.FallbackToPeers = false
 	c.FastForwardRounds = 0
+	c.ForwardMinGap = 0
 	c.ChunksInFlight = 1
 	return c
 }
@@ -115,6 +129,7 @@ func (c Config) Validate() error {
 	check(c.HedgeDelay >= 0, "HedgeDelay is negative")
 	check(c.MaxParallelAttempts >= 1, "MaxParallelAttempts %d, want ≥ 1", c.MaxParallelAttempts)
 	check(c.MaxPendingBytes > 0, "MaxPendingBytes must be positive")
+	check(c.ForwardMinGap == 0 || (c.ForwardWindows >= 1 && c.ForwardWindows <= 64), "ForwardWindows %d, want 1 to 64", c.ForwardWindows)
 	check(c.ChunkTxs >= 1, "ChunkTxs %d, want ≥ 1", c.ChunkTxs)
 	check(c.ChunksInFlight >= 1 && c.ChunksInFlight <= 64, "ChunksInFlight %d, want 1 to 64", c.ChunksInFlight)
 	check(c.ChunkTimeout > 0, "ChunkTimeout must be positive")

@@ -99,6 +99,9 @@ func (m *Manager) syncTo(ctx context.Context, si *chain.SyncInfo, from peer.ID) 
 	if err := m.processHighestLedgerInfo(ctx, &si.HighestCommitCert, from, banned); err != nil {
 		return err
 	}
+	if err := m.forwardSync(ctx, &si.HighestCommitCert, from, banned); err != nil {
+		return err
+	}
 	if err := m.fetchQuorumCert(ctx, si.HighestCommitCert, from, banned); err != nil {
 		return err
 	}

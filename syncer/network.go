@@ -20,6 +20,8 @@ import (
 type Network interface {
 	// RequestBlocks asks p for blocks.
 	RequestBlocks(ctx context.Context, p peer.ID, req protocol.BlockRequest) (*protocol.BlockResponse, error)
+	// RequestCommitted asks p for a range of its committed blocks.
+	RequestCommitted(ctx context.Context, p peer.ID, req protocol.CommittedRequest) (*protocol.CommittedResponse, error)
 	// RequestChunk asks p for a chunk of the ledger.
 	RequestChunk(ctx context.Context, p peer.ID, req protocol.ChunkRequest) (*protocol.ChunkResponse, error)
 	// Peers returns the currently connected peers.

@@ -64,6 +64,44 @@ func ServeBlocks(src BlockSource, req *protocol.BlockRequest, maxBytes int) *pro
 	}
 }
 
+// ServeCommitted answers a committed-range request from the archive of l's
+// committed blocks: those of rounds [req.FromRound, req.ToRound), oldest
+// first, until req.MaxBlocks blocks or maxBytes of encoded blocks (at least
+// one block is always sent when there is one). The status is
+// not_enough_blocks when l's committed chain does not reach
+// req.ToRound-1, with the blocks it has. A node that state-synced has no
+// blocks below the round it synced to.
+func ServeCommitted(l *ledger.Ledger, req *protocol.CommittedRequest, maxBytes int) *protocol.CommittedResponse {
+	if err := req.Validate(); err != nil {
+		return &protocol.CommittedResponse{Status: protocol.StatusBadRequest}
+	}
+	// One block more than asked tells whether the chain goes on past the
+	// blocks sent.
+	cbs, err := l.BlocksFrom(req.FromRound, int(req.MaxBlocks)+1)
+	if err != nil {
+		return &protocol.CommittedResponse{Status: protocol.StatusBusy}
+	}
+	resp := &protocol.CommittedResponse{Status: protocol.StatusSucceeded}
+	size := 0
+	for _, cb := range cbs {
+		b := cb.Block
+		if b.Round() >= req.ToRound {
+			return resp // the chain reaches past the range
+		}
+		n := encodedSize(b)
+		if len(resp.Blocks) == int(req.MaxBlocks) || (len(resp.Blocks) > 0 && size+n > maxBytes) {
+			return resp // cut: the client asks again for the rest
+		}
+		resp.Blocks = append(resp.Blocks, b)
+		size += n
+	}
+	// The archive ends inside the range.
+	if len(resp.Blocks) == 0 || resp.Blocks[len(resp.Blocks)-1].Round() < req.ToRound-1 {
+		resp.Status = protocol.StatusNotEnoughBlocks
+	}
+	return resp
+}
+
 // encodedSize estimates a block's encoded size from its payload; the
 // overhead of the header and QC is bounded by the validator set size.
 func encodedSize(b *chain.Block) int {

@@ -6,7 +6,8 @@ import (
 )
 
 type stats struct {
-	runs, failures, fastForwards, blocksFetched, txsSynced, stateSyncNanos atomic.Uint64
+	runs, failures, fastForwards, blocksFetched, txsSynced, stateSyncNanos    atomic.Uint64
+	forwardSyncs, forwardWindows, forwardRelinks, forwardDropped, forwardPeak atomic.Uint64
 }
 
 // Stats counts what the manager did since it started.
@@ -22,6 +23,18 @@ type Stats struct {
 	TxsSynced uint64
 	// StateSyncTime is the total time spent in state sync.
 	StateSyncTime time.Duration
+	// ForwardSyncs counts forward fetches of the committed chain started.
+	ForwardSyncs uint64
+	// ForwardWindows counts the windows they inserted.
+	ForwardWindows uint64
+	// ForwardRelinks counts windows whose first block did not follow the
+	// blocks inserted before it, so that the gap was filled walking back
+	// by id; ForwardDropped counts those that still did not link and were
+	// asked again of another peer.
+	ForwardRelinks, ForwardDropped uint64
+	// ForwardPeakWindows is the most windows a forward fetch held at once
+	// (requested or waiting to be inserted).
+	ForwardPeakWindows uint64
 }
 
 // Stats returns a snapshot of the manager's counters.
@@ -33,5 +46,11 @@ func (m *Manager) Stats() Stats {
 		BlocksFetched: m.stats.blocksFetched.Load(),
 		TxsSynced:     m.stats.txsSynced.Load(),
 		StateSyncTime: time.Duration(m.stats.stateSyncNanos.Load()),
+
+		ForwardSyncs:       m.stats.forwardSyncs.Load(),
+		ForwardWindows:     m.stats.forwardWindows.Load(),
+		ForwardRelinks:     m.stats.forwardRelinks.Load(),
+		ForwardDropped:     m.stats.forwardDropped.Load(),
+		ForwardPeakWindows: m.stats.forwardPeak.Load(),
 	}
 }

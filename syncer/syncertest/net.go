@@ -1,5 +1,5 @@
 // Package syncertest provides an in-memory network of peers that serve
-// blocks and ledger chunks, for tests and benchmarks of the syncer and of the
+// blocks, committed ranges and ledger chunks, for tests and benchmarks of the syncer and of the
 // packages built on it. Peers answer honestly through the same server
 // functions as real nodes (syncer.ServeBlocks, syncer.ServeChunk) unless a
 // hook replaces the answer, which is how tests build slow, silent, lying and
@@ -32,7 +32,8 @@ var ErrUnreachable = errors.New("syncertest: peer unreachable")
 type Peer struct {
 	// Blocks serves block requests; nil answers IDNotFound.
 	Blocks syncer.BlockSource
-	// Ledger serves chunk requests; nil answers NotEnoughBlocks.
+	// Ledger serves chunk and committed-range requests; nil answers
+	// NotEnoughBlocks.
 	Ledger *ledger.Ledger
 	// Latency delays every answer (virtual time under testing/synctest).
 	Latency time.Duration
@@ -42,11 +43,14 @@ type Peer struct {
 	// OnBlocks, if set, answers block requests instead; honest returns what
 	// an honest peer would answer.
 	OnBlocks func(ctx context.Context, req protocol.BlockRequest, honest func() *protocol.BlockResponse) (*protocol.BlockResponse, error)
+	// OnCommitted, if set, answers committed-range requests instead.
+	OnCommitted func(ctx context.Context, req protocol.CommittedRequest, honest func() *protocol.CommittedResponse) (*protocol.CommittedResponse, error)
 	// OnChunk, if set, answers chunk requests instead.
 	OnChunk func(ctx context.Context, req protocol.ChunkRequest, honest func() *protocol.ChunkResponse) (*protocol.ChunkResponse, error)
 
-	// BlockRequests and ChunkRequests count the requests received.
-	BlockRequests, ChunkRequests atomic.Int64
+	// BlockRequests, CommittedRequests and ChunkRequests count the
+	// requests received.
+	BlockRequests, CommittedRequests, ChunkRequests atomic.Int64
 }
 
 // Net is an in-memory syncer.Network. It is safe for concurrent use.
@@ -138,6 +142,38 @@ func (n *Net) RequestBlocks(ctx context.Context, id peer.ID, req protocol.BlockR
 	}
 	var out protocol.BlockResponse
 	if err := wire(resp, protocol.MaxBlockResponseSize, &out); err != nil {
+		return nil, err
+	}
+	return &out, ctx.Err()
+}
+
+// RequestCommitted implements syncer.Network.
+func (n *Net) RequestCommitted(ctx context.Context, id peer.ID, req protocol.CommittedRequest) (*protocol.CommittedResponse, error) {
+	p, err := n.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	p.CommittedRequests.Add(1)
+	honest := func() *protocol.CommittedResponse {
+		if p.Ledger == nil {
+			return &protocol.CommittedResponse{Status: protocol.StatusNotEnoughBlocks}
+		}
+		limit := p.MaxResponseBytes
+		if limit == 0 {
+			limit = protocol.MaxCommittedResponseSize
+		}
+		return syncer.ServeCommitted(p.Ledger, &req, limit)
+	}
+	var resp *protocol.CommittedResponse
+	if p.OnCommitted != nil {
+		if resp, err = p.OnCommitted(ctx, req, honest); err != nil {
+			return nil, err
+		}
+	} else {
+		resp = honest()
+	}
+	var out protocol.CommittedResponse
+	if err := wire(resp, protocol.MaxCommittedResponseSize, &out); err != nil {
 		return nil, err
 	}
 	return &out, ctx.Err()

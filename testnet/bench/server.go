@@ -46,8 +46,8 @@ func newHost(key crypto.PrivKey) (host.Host, error) {
 	return h, nil
 }
 
-// servers are the serving hosts of a run. Each answers the block protocol
-// from the chain file and, in state-sync mode, the chunk protocol from the
+// servers are the serving hosts of a run. Each answers the block and
+// committed-range protocols from the chain file and, in state-sync mode, the chunk protocol from the
 // chunk file, waiting the configured latency before every response.
 type servers struct {
 	hosts   []host.Host
@@ -75,6 +75,9 @@ func startServers(cfg *Config, c *chainFile, chunks *chunkFile) (*servers, error
 			return nil, err
 		}
 		h.SetStreamHandler(protocol.BlocksID(chainID), s.handleBlocks)
+		if c.roundsAreHeights() {
+			h.SetStreamHandler(protocol.CommittedID(chainID), s.handleCommitted)
+		}
 		if chunks != nil {
 			h.SetStreamHandler(protocol.ChunksID(chainID), s.handleChunks)
 		}
@@ -135,6 +138,24 @@ func (s *servers) handleBlocks(st network.Stream) {
 		return
 	}
 	frame, err := s.chain.blockResponse(&req, protocol.MaxBlockResponseSize-16)
+	if err != nil {
+		_ = st.Reset()
+		return
+	}
+	s.respond(st, frame)
+}
+
+func (s *servers) handleCommitted(st network.Stream) {
+	if !s.enter() {
+		_ = st.Reset()
+		return
+	}
+	defer s.wg.Done()
+	var req protocol.CommittedRequest
+	if !readRequest(st, protocol.MaxCommittedRequestSize, &req) {
+		return
+	}
+	frame, err := s.chain.committedResponse(&req, protocol.MaxCommittedResponseSize-16)
 	if err != nil {
 		_ = st.Reset()
 		return
@@ -245,6 +266,52 @@ func (c *chainFile) blockResponse(req *protocol.BlockRequest, maxBytes int) ([]b
 	at := len(frame) - size
 	for _, h := range heights {
 		n := c.size0(h)
+		if err := c.read0(frame[at:at+n], h); err != nil {
+			return nil, err
+		}
+		at += n
+	}
+	return frame, nil
+}
+
+// roundsAreHeights reports whether block h is of round h, as in a chain
+// built in consecutive rounds: then the heights are the round index the
+// committed-range protocol needs.
+func (c *chainFile) roundsAreHeights() bool {
+	return c.meta.LastQC.CertifiedBlock().Round == uint64(c.Len())
+}
+
+// committedResponse returns the framed encoding of the
+// protocol.CommittedResponse that syncer.ServeCommitted gives for req from
+// a node that committed the chain up to CommittedInfo: the blocks of
+// rounds [req.FromRound, req.ToRound), oldest first, until req.MaxBlocks
+// blocks or maxBytes (at least one block). Rounds are heights (see
+// roundsAreHeights).
+func (c *chainFile) committedResponse(req *protocol.CommittedRequest, maxBytes int) ([]byte, error) {
+	if err := req.Validate(); err != nil {
+		return frameOf(protocol.StatusBadRequest, nil, 0), nil
+	}
+	top := c.CommittedInfo().Round
+	status := protocol.StatusSucceeded
+	if top < req.ToRound-1 {
+		status = protocol.StatusNotEnoughBlocks
+	}
+	var heights []int
+	size := 0
+	for r := max(req.FromRound, 1); r < req.ToRound && r <= top && len(heights) < int(req.MaxBlocks); r++ {
+		h := int(r)
+		n := c.size(h)
+		if len(heights) > 0 && size+n > maxBytes {
+			status = protocol.StatusSucceeded
+			break
+		}
+		heights = append(heights, h)
+		size += n
+	}
+	frame := frameOf(status, heights, size)
+	at := len(frame) - size
+	for _, h := range heights {
+		n := c.size(h)
 		if err := c.read0(frame[at:at+n], h); err != nil {
 			return nil, err
 		}

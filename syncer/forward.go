@@ -1,0 +1,406 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/protocol"
+)
+
+// The forward phase of a sync far behind: instead of walking back from the
+// target one range at a time and holding every block until a known one is
+// reached, it asks peers for the committed chain forward from the root, in
+// windows of BlocksPerRequest rounds. Up to ForwardWindows windows are
+// requested or waiting at once, spread over the candidate peers; each answer
+// is verified on arrival, on the goroutine that fetched it, and the windows
+// are inserted strictly in order as soon as the next one is verified. So
+// fetching, verification and insertion overlap and memory is bounded by
+// ForwardWindows windows whatever the gap. The existing walk fills any gap
+// a window leaves and inserts the last few blocks above the committed one.
+
+// maxPeerStrikes is how many failures in a row, with no valid answer
+// between them, drop a peer from a forward fetch.
+const maxPeerStrikes = 3
+
+// maxInsertBatch caps the blocks inserted in one InsertChain batch group.
+const maxInsertBatch = 256
+
+// fwdWindow is the committed blocks of rounds [from, to).
+type fwdWindow struct {
+	from, to uint64
+	cursor   uint64         // the next round to ask for
+	blocks   []*chain.Block // verified, ascending, each the parent of the next
+	peer     peer.ID        // the peer that sent the last blocks
+	inFlight bool
+	done     bool
+	failed   map[peer.ID]bool // peers not to ask again for this window
+	empties  int              // empty answers received
+	attempts int
+	passes   int // times failed was cleared to ask the peers again
+}
+
+// fwdResult is the checked answer to one committed-range request.
+type fwdResult struct {
+	w       *fwdWindow
+	peer    peer.ID
+	blocks  []*chain.Block // verified
+	status  protocol.Status
+	outcome Outcome
+	err     error
+	latency time.Duration
+}
+
+// forward is one forward fetch; its methods run on the syncing goroutine
+// but for the requests, each on its own goroutine.
+type forward struct {
+	m       *Manager
+	banned  *peerSet
+	target  chain.BlockInfo // the committed block to reach
+	peers   []peer.ID       // candidates, best first
+	load    map[peer.ID]int // requests in flight per peer
+	strikes map[peer.ID]int // failures in a row per peer
+	windows []*fwdWindow    // open windows, in round order
+	next    uint64          // the first round of the next window to open
+	results chan fwdResult
+	running int // requests in flight
+}
+
+// forwardSync fetches and inserts the committed chain from the root up to
+// the block commitCert commits, when that block is unknown and more than
+// Config.ForwardMinGap rounds past the root. It returns nil when no peer can
+// serve the range (the walk that follows then fetches the blocks as
+// before), and an error only when ctx ends or the local store fails. What
+// it inserted stays: a later sync resumes from the new root.
+func (m *Manager) forwardSync(ctx context.Context, commitCert *chain.QuorumCert, from peer.ID, banned *peerSet) error {
+	if m.cfg.ForwardMinGap == 0 || !m.store.NeedSync(commitCert) {
+		return nil
+	}
+	commit := commitCert.CommitInfo()
+	root := m.store.Root().Info
+	if commit.Round <= root.Round+m.cfg.ForwardMinGap {
+		return nil
+	}
+	m.stats.forwardSyncs.Add(1)
+	m.log.Info("forward fetch started", "peer", from, "commit_block_id", commit.ID.Short(),
+		"commit_round", commit.Round, "root_round", root.Round)
+	f := &forward{
+		m: m, banned: banned, target: commit,
+		peers:   m.stateSyncPeers(from, commitCert, banned),
+		load:    make(map[peer.ID]int),
+		strikes: make(map[peer.ID]int),
+		next:    root.Round + 1,
+		results: make(chan fwdResult, m.cfg.ForwardWindows),
+	}
+	began := time.Now()
+	err := f.run(ctx)
+	root = m.store.Root().Info
+	if errors.Is(err, ErrAllPeersFailed) {
+		m.log.Info("forward fetch stopped: no peer serves the range", "root_round", root.Round, "err", err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	m.log.Info("forward fetch done", "root_round", root.Round, "took", time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// run fetches until the target is reached, returning ErrAllPeersFailed or
+// ErrRoundDeadlineReached when it cannot go on. Every request has ended
+// when it returns.
+func (f *forward) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		for ; f.running > 0; f.running-- {
+			<-f.results
+		}
+	}()
+	window := uint64(f.m.cfg.BlocksPerRequest)
+	for {
+		if f.m.store.Root().Info.Round >= f.target.Round || f.m.store.BlockExists(f.target.ID) {
+			return nil
+		}
+		for len(f.windows) < f.m.cfg.ForwardWindows && f.next <= f.target.Round {
+			to := min(f.next+window, f.target.Round+1)
+			f.windows = append(f.windows, &fwdWindow{from: f.next, to: to, cursor: f.next, failed: make(map[peer.ID]bool)})
+			f.next = to
+		}
+		if n := uint64(len(f.windows)); n > f.m.stats.forwardPeak.Load() {
+			f.m.stats.forwardPeak.Store(n)
+		}
+		if len(f.windows) == 0 {
+			return nil // all inserted: the walk adds what the windows lacked
+		}
+		inserted, err := f.insertReady(ctx)
+		if err != nil {
+			return err
+		}
+		if inserted {
+			continue
+		}
+		for _, w := range f.windows {
+			if !w.done && !w.inFlight {
+				if err := f.launch(ctx, w); err != nil {
+					return err
+				}
+			}
+		}
+		if f.running == 0 {
+			return fmt.Errorf("%w: forward fetch from round %d", ErrAllPeersFailed, f.windows[0].cursor)
+		}
+		select {
+		case r := <-f.results:
+			f.running--
+			f.handle(r)
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%w: forward fetch from round %d", ErrRoundDeadlineReached, f.windows[0].cursor)
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+// pick returns the peer to ask for w: the least loaded candidate that has
+// not failed w, is not banned and not dropped, best ranked first.
+func (f *forward) pick(w *fwdWindow) (peer.ID, bool) {
+	var best peer.ID
+	found := false
+	for _, p := range f.peers {
+		if w.failed[p] || f.banned.has(p) || f.strikes[p] >= maxPeerStrikes {
+			continue
+		}
+		if !found || f.load[p] < f.load[best] {
+			best, found = p, true
+		}
+	}
+	return best, found
+}
+
+// launch sends the request for what w lacks to a peer, on its own
+// goroutine, which verifies the answer before handing it over.
+func (f *forward) launch(ctx context.Context, w *fwdWindow) error {
+	p, ok := f.pick(w)
+	if !ok && w.passes < 1 {
+		// Every candidate failed this window once: give each one more try
+		// (a timeout may have been a hiccup).
+		w.passes++
+		clear(w.failed)
+		p, ok = f.pick(w)
+	}
+	if !ok {
+		return fmt.Errorf("%w: rounds %d to %d after %d attempts", ErrAllPeersFailed, w.cursor, w.to-1, w.attempts)
+	}
+	w.attempts++
+	timeout, ok := f.m.retriever.attemptTimeout(ctx, w.attempts)
+	if !ok {
+		return fmt.Errorf("%w: rounds %d to %d after %d attempts", ErrRoundDeadlineReached, w.cursor, w.to-1, w.attempts)
+	}
+	req := protocol.CommittedRequest{FromRound: w.cursor, ToRound: w.to, MaxBlocks: uint32(min(uint64(f.m.cfg.BlocksPerRequest), w.to-w.cursor))}
+	w.inFlight = true
+	f.load[p]++
+	f.running++
+	f.m.log.Debug("fetching committed blocks", "from_round", req.FromRound, "to_round", req.ToRound, "peer", p, "attempt", w.attempts)
+	go func() {
+		actx, acancel := context.WithTimeout(ctx, timeout)
+		defer acancel()
+		start := time.Now()
+		resp, err := f.m.net.RequestCommitted(actx, p, req)
+		res := fwdResult{w: w, peer: p, latency: time.Since(start)}
+		res.blocks, res.status, res.outcome, res.err = checkCommitted(f.m.verifier, &req, resp, err)
+		f.results <- res
+	}()
+	return nil
+}
+
+// checkCommitted turns the answer to req into verified blocks, or an error
+// with the outcome to score.
+func checkCommitted(v *chain.Verifier, req *protocol.CommittedRequest, resp *protocol.CommittedResponse, err error) ([]*chain.Block, protocol.Status, Outcome, error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrMisbehaved):
+		return nil, 0, OutcomeInvalid, err
+	default:
+		return nil, 0, OutcomeTimeout, err
+	}
+	outcome := OutcomeValid
+	switch resp.Status {
+	case protocol.StatusSucceeded:
+	case protocol.StatusNotEnoughBlocks:
+		outcome = OutcomeUnavailable
+	case protocol.StatusBusy, protocol.StatusBadRequest:
+		return nil, resp.Status, OutcomeUnavailable, fmt.Errorf("%w: %s", ErrUnavailable, resp.Status)
+	default:
+		return nil, resp.Status, OutcomeInvalid, misbehaved("status %s", resp.Status)
+	}
+	if err := VerifyCommittedResponse(v, req, resp); err != nil {
+		return nil, resp.Status, OutcomeInvalid, err
+	}
+	return resp.Blocks, resp.Status, outcome, nil
+}
+
+// VerifyCommittedResponse checks the blocks of a response to req: at most
+// req.MaxBlocks, rounds ascending within [req.FromRound, req.ToRound), each
+// the parent of the next, every block valid against the validator set
+// (signatures checked in batches over GOMAXPROCS goroutines). Whether they
+// are committed shows only when they link to the local chain and the QCs
+// above them commit them. Errors wrap ErrMisbehaved.
+func VerifyCommittedResponse(v *chain.Verifier, req *protocol.CommittedRequest, resp *protocol.CommittedResponse) error {
+	blocks := resp.Blocks
+	if len(blocks) > int(req.MaxBlocks) {
+		return misbehaved("%d blocks, asked for at most %d", len(blocks), req.MaxBlocks)
+	}
+	for i, b := range blocks {
+		if b == nil {
+			return misbehaved("block %d is missing", i)
+		}
+		if r := b.Round(); r < req.FromRound || r >= req.ToRound {
+			return misbehaved("block %d of round %d, outside rounds %d to %d", i, r, req.FromRound, req.ToRound-1)
+		}
+		if i > 0 {
+			if err := chain.VerifyParent(b, blocks[i-1]); err != nil {
+				return misbehaved("block %d: %w", i, err)
+			}
+		}
+	}
+	return verifyBlocks(v, blocks)
+}
+
+// handle takes in the answer r: scores its peer, then adds its blocks to
+// its window or marks the peer as failed for it.
+func (f *forward) handle(r fwdResult) {
+	w := r.w
+	w.inFlight = false
+	f.load[r.peer]--
+	f.m.scores.Record(r.peer, r.outcome, r.latency)
+	switch {
+	case r.outcome == OutcomeInvalid:
+		f.banned.add(r.peer)
+		f.m.log.Warn("peer sent invalid committed blocks", "peer", r.peer, "from_round", w.cursor, "err", r.err)
+		w.failed[r.peer] = true
+		return
+	case r.err != nil:
+		f.m.log.Debug("committed request failed", "peer", r.peer, "from_round", w.cursor, "outcome", r.outcome, "err", r.err)
+		f.strikes[r.peer]++
+		w.failed[r.peer] = true
+		return
+	}
+	f.m.stats.blocksFetched.Add(uint64(len(r.blocks)))
+	if len(r.blocks) == 0 {
+		w.failed[r.peer] = true
+		if r.status == protocol.StatusNotEnoughBlocks {
+			f.strikes[r.peer]++
+			return
+		}
+		// An empty window is legal (rounds that all timed out) but rare:
+		// believe it from two peers, or from the only one left.
+		w.empties++
+		if _, other := f.pick(w); w.empties >= 2 || !other {
+			w.done = true
+		}
+		return
+	}
+	f.strikes[r.peer] = 0
+	if n := len(w.blocks); n > 0 && r.blocks[0].ParentID() != w.blocks[n-1].ID {
+		// The rest of a cut window does not follow its first part: one of
+		// the two peers lied. Start the window again elsewhere.
+		f.m.stats.forwardDropped.Add(1)
+		f.restart(w, r.peer)
+		return
+	}
+	w.blocks = append(w.blocks, r.blocks...)
+	w.peer = r.peer
+	w.cursor = w.blocks[len(w.blocks)-1].Round() + 1
+	switch {
+	case w.cursor >= w.to:
+		w.done = true
+	case r.status == protocol.StatusNotEnoughBlocks:
+		w.failed[r.peer] = true // the peer has no more: ask the rest elsewhere
+	}
+}
+
+// restart drops what w holds and asks it again of a peer other than p.
+func (f *forward) restart(w *fwdWindow, p peer.ID) {
+	w.blocks, w.cursor, w.done, w.empties = nil, w.from, false, 0
+	w.failed[p] = true
+}
+
+// insertReady inserts the first window if it is complete, with the
+// complete windows that follow and link to it, up to maxInsertBatch
+// blocks. A first window that does not follow the local chain gets the gap
+// filled by the walk; if it still does not link it is asked again of
+// another peer. It reports whether the windows changed.
+func (f *forward) insertReady(ctx context.Context) (bool, error) {
+	head := f.windows[0]
+	if !head.done {
+		return false, nil
+	}
+	blocks := f.unknown(head.blocks)
+	if len(blocks) > 0 && !f.m.store.BlockExists(blocks[0].ParentID()) {
+		f.m.stats.forwardRelinks.Add(1)
+		f.m.log.Debug("forward window does not follow: filling the gap", "round", blocks[0].Round(), "peer", head.peer)
+		err := f.m.fetchQuorumCert(ctx, *blocks[0].QC(), head.peer, f.banned)
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		blocks = f.unknown(blocks)
+		if err != nil || (len(blocks) > 0 && !f.m.store.BlockExists(blocks[0].ParentID())) {
+			f.m.stats.forwardDropped.Add(1)
+			f.m.log.Debug("forward window dropped", "round", head.from, "peer", head.peer, "err", err)
+			f.restart(head, head.peer)
+			return true, nil
+		}
+	}
+	batch := slices.Clip(blocks)
+	n := 1
+	for ; n < len(f.windows) && f.windows[n].done && len(batch) < maxInsertBatch; n++ {
+		next := f.windows[n].blocks
+		if len(next) > 0 && len(batch) > 0 && next[0].ParentID() != batch[len(batch)-1].ID {
+			break
+		}
+		if len(next) > 0 && len(batch) == 0 {
+			break // let the next window check its own link
+		}
+		batch = append(batch, next...)
+	}
+	if err := f.insert(ctx, batch); err != nil {
+		return false, err
+	}
+	f.m.stats.forwardWindows.Add(uint64(n))
+	clear(f.windows[:n])
+	f.windows = f.windows[n:]
+	return true, nil
+}
+
+// unknown returns blocks without the leading ones at or below the root or
+// already in the tree.
+func (f *forward) unknown(blocks []*chain.Block) []*chain.Block {
+	root := f.m.store.Root().Info.Round
+	for len(blocks) > 0 && (blocks[0].Round() <= root || f.m.store.BlockExists(blocks[0].ID)) {
+		blocks = blocks[1:]
+	}
+	return blocks
+}
+
+// insert locks the blocks, newest first as the walk does (so that two syncs
+// never wait for each other in a cycle), and inserts those still unknown.
+func (f *forward) insert(ctx context.Context, blocks []*chain.Block) error {
+	if len(blocks) == 0 {
+		return nil
+	}
+	locks := f.m.locks.newSet()
+	defer locks.releaseAll()
+	for i := len(blocks) - 1; i >= 0; i-- {
+		if err := locks.lock(ctx, blocks[i].ID); err != nil {
+			return err
+		}
+	}
+	return f.m.insert(f.unknown(blocks))
+}
