@@ -36,9 +36,10 @@
 //	                                        in completion order
 //	state    end version of a commit     -> state run: sorted key | version
 //	                                        entries (see below)
-//	archive  committed block id          -> block without payload, its info
-//	                                        and its transaction count
-//	rounds   round                       -> committed block id
+//	archive  round                       -> committed block without payload,
+//	                                        its info and its transaction
+//	                                        count (appended in round order)
+//	archive_ids committed block id       -> its round
 //
 // Runs are not CBOR: a run is count uint32 | end offset uint32 per item |
 // items, decoded with bounds checks (node runs are bare hashes). Each is the

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/bits"
 
@@ -192,11 +193,13 @@ type archivedBlock struct {
 	TxCount uint64
 }
 
-// archive stores committed blocks under their id, without their payload,
-// and indexes them by round.
+// archive stores committed blocks under their round, without their
+// payload, and indexes their ids. Rounds only grow, so the archive's pages
+// are appended to, never rewritten: a long catch-up does not drag the whole
+// archive through memory; the id index holds 8 bytes per block.
 func archive(tx *bolt.Tx, blocks []ledger.CommittedBlock, end uint64) error {
-	rounds := tx.Bucket(bucketRounds)
-	rounds.FillPercent = appendFillPercent
+	arch, ids := tx.Bucket(bucketArchive), tx.Bucket(bucketArchiveIDs)
+	arch.FillPercent = appendFillPercent
 	for i, cb := range blocks {
 		if cb.Block == nil || cb.Block.IsGenesis() || cb.Info.ID != cb.Block.ID || cb.Info.Version > end ||
 			uint64(len(cb.Block.Payload())) > cb.Info.Version {
@@ -205,12 +208,13 @@ func archive(tx *bolt.Tx, blocks []ledger.CommittedBlock, end uint64) error {
 		header := *cb.Block
 		header.Data.Payload = nil
 		rec := archivedBlock{Header: &header, Info: cb.Info, TxCount: uint64(len(cb.Block.Payload()))}
-		if err := putValue(tx, bucketArchive, cb.Block.ID[:], &rec); err != nil {
+		round := versionKey(cb.Block.Round())
+		if err := putValue(tx, bucketArchive, round, &rec); err != nil {
 			return err
 		}
 		id := cb.Block.ID
-		if err := rounds.Put(versionKey(cb.Block.Round()), id[:]); err != nil {
-			return fmt.Errorf("store: index round %d: %w", cb.Block.Round(), err)
+		if err := ids.Put(id[:], round); err != nil {
+			return fmt.Errorf("store: index block %s: %w", id.Short(), err)
 		}
 	}
 	return nil
@@ -221,11 +225,24 @@ func archive(tx *bolt.Tx, blocks []ledger.CommittedBlock, end uint64) error {
 func (s *Store) Block(id chain.Hash) (*ledger.CommittedBlock, bool, error) {
 	var out *ledger.CommittedBlock
 	err := s.view(func(tx *bolt.Tx) error {
-		cb, err := readArchived(tx, id)
+		round := tx.Bucket(bucketArchiveIDs).Get(id[:])
+		if round == nil {
+			return nil
+		}
+		cb, err := readArchived(tx, round, tx.Bucket(bucketArchive).Get(round))
+		if err == nil && cb == nil {
+			err = fmt.Errorf("%w: block %s is indexed at a round with no archived block", ErrCorrupt, id.Short())
+		}
+		if err == nil && cb.Block.ID != id {
+			err = fmt.Errorf("%w: block %s is indexed at the round of block %s", ErrCorrupt, id.Short(), cb.Block.ID.Short())
+		}
 		out = cb
 		return err
 	})
-	return out, out != nil, err
+	if err != nil {
+		return nil, false, err
+	}
+	return out, out != nil, nil
 }
 
 // BlocksFrom returns up to limit archived committed blocks of round
@@ -233,17 +250,11 @@ func (s *Store) Block(id chain.Hash) (*ledger.CommittedBlock, bool, error) {
 func (s *Store) BlocksFrom(fromRound uint64, limit int) ([]ledger.CommittedBlock, error) {
 	var out []ledger.CommittedBlock
 	err := s.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRounds).Cursor()
+		c := tx.Bucket(bucketArchive).Cursor()
 		for k, v := c.Seek(versionKey(fromRound)); k != nil && len(out) < limit; k, v = c.Next() {
-			if len(v) != chain.HashSize {
-				return fmt.Errorf("%w: round index entry of %d bytes", ErrCorrupt, len(v))
-			}
-			cb, err := readArchived(tx, chain.Hash(v))
+			cb, err := readArchived(tx, k, v)
 			if err != nil {
 				return err
-			}
-			if cb == nil {
-				return fmt.Errorf("%w: round index names block %x, which is not archived", ErrCorrupt, v[:4])
 			}
 			out = append(out, *cb)
 		}
@@ -252,23 +263,24 @@ func (s *Store) BlocksFrom(fromRound uint64, limit int) ([]ledger.CommittedBlock
 	return out, err
 }
 
-func readArchived(tx *bolt.Tx, id chain.Hash) (*ledger.CommittedBlock, error) {
-	raw := tx.Bucket(bucketArchive).Get(id[:])
+// readArchived decodes the archive entry raw stored under key (a round) and
+// restores its payload; nil if raw is nil.
+func readArchived(tx *bolt.Tx, key, raw []byte) (*ledger.CommittedBlock, error) {
 	if raw == nil {
 		return nil, nil
 	}
 	var rec archivedBlock
-	if err := decodeValue(bucketArchive, id[:], raw, chain.MaxEncodedBlockSize, &rec); err != nil {
+	if err := decodeValue(bucketArchive, key, raw, chain.MaxEncodedBlockSize, &rec); err != nil {
 		return nil, err
 	}
-	if rec.Header == nil || rec.TxCount > rec.Info.Version {
-		return nil, fmt.Errorf("%w: archived block %s is malformed", ErrCorrupt, id.Short())
+	if rec.Header == nil || rec.TxCount > rec.Info.Version || len(key) != 8 || rec.Header.Round() != binary.BigEndian.Uint64(key) {
+		return nil, fmt.Errorf("%w: archived block at %s is malformed", ErrCorrupt, keyString(key))
 	}
 	b := *rec.Header
 	if rec.TxCount > 0 {
 		txs, err := readTxs(tx, rec.Info.Version-rec.TxCount, rec.TxCount)
 		if err != nil {
-			return nil, fmt.Errorf("%w: payload of archived block %s: %w", ErrCorrupt, id.Short(), err)
+			return nil, fmt.Errorf("%w: payload of archived block %s: %w", ErrCorrupt, b.ID.Short(), err)
 		}
 		b.Data.Payload = txs
 	}

@@ -72,21 +72,21 @@ func (e *VersionError) Unwrap() error { return ErrVersionMismatch }
 
 // Bucket names and fixed keys; see the package documentation.
 var (
-	bucketMeta    = []byte("meta")
-	bucketBlocks  = []byte("blocks")
-	bucketQCs     = []byte("qcs")
-	bucketCommits = []byte("commits")
-	bucketSafety  = []byte("safety")
-	bucketLedger  = []byte("ledger")
-	bucketTxs     = []byte("txs")
-	bucketNodes   = []byte("nodes")
-	bucketState   = []byte("state")
-	bucketArchive = []byte("archive")
-	bucketRounds  = []byte("rounds")
+	bucketMeta       = []byte("meta")
+	bucketBlocks     = []byte("blocks")
+	bucketQCs        = []byte("qcs")
+	bucketCommits    = []byte("commits")
+	bucketSafety     = []byte("safety")
+	bucketLedger     = []byte("ledger")
+	bucketTxs        = []byte("txs")
+	bucketNodes      = []byte("nodes")
+	bucketState      = []byte("state")
+	bucketArchive    = []byte("archive")
+	bucketArchiveIDs = []byte("archive_ids")
 
 	allBuckets = [][]byte{bucketMeta, bucketBlocks, bucketQCs, bucketCommits,
 		bucketSafety, bucketLedger, bucketTxs, bucketNodes, bucketState,
-		bucketArchive, bucketRounds}
+		bucketArchive, bucketArchiveIDs}
 
 	keySchema      = []byte("schema")
 	keyChainID     = []byte("chain_id")
