@@ -90,6 +90,7 @@ type single struct {
 	b      *chaintest.Builder
 	net    *captureNet
 	safety *memSafety
+	store  *blockstore.Store
 	eng    *consensus.Engine
 }
 
@@ -106,7 +107,7 @@ func newSingle(t *testing.T, sd store.SafetyData) *single {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &single{v: v, b: chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 1, TxSize: 16}), safety: &memSafety{sd: sd}}
+	s := &single{v: v, b: chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 1, TxSize: 16}), safety: &memSafety{sd: sd}, store: bs}
 	s.net = &captureNet{safety: s.safety}
 	s.eng, err = consensus.New(consensus.Components{
 		Signer: v.Signers[0], Verifier: v.Verifier, Store: bs, Syncer: noSync{}, Network: s.net, Safety: s.safety,
@@ -332,6 +333,32 @@ func TestInvalidSyncInfoDropsMessage(t *testing.T) {
 		s.propose(nodes[1], &good)
 		if got := s.net.voteRounds(); !slices.Equal(got, []uint64{1, 2}) {
 			t.Fatalf("voted in rounds %v, want [1 2]", got)
+		}
+	})
+}
+
+// TestAdvancesOnProgressMadeOutside: the node's sync worker inserts QCs into
+// the block store behind consensus's back. The engine must then enter the
+// round after them as soon as it looks — here on a peer's timeout for that
+// round, whose SyncInfo is not ahead of the store — instead of staying in
+// its old round, where its timeouts are ignored by peers already past it.
+func TestAdvancesOnProgressMadeOutside(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newSingle(t, store.SafetyData{})
+		s.run(t)
+		nodes := s.b.Extend(s.b.Genesis(), 3)
+		if err := s.store.InsertChain(chaintest.Blocks(nodes)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.store.InsertQC(nodes[2].QC); err != nil {
+			t.Fatal(err)
+		}
+		si := s.store.SyncInfo(nil)
+		sig := s.v.Signers[1].SignTimeout(s.v.Set.Epoch(), 4)
+		s.eng.HandleTimeout(&protocol.TimeoutMsg{Epoch: s.v.Set.Epoch(), Round: 4, Signature: sig, SyncInfo: si}, "")
+		synctest.Wait()
+		if got := s.eng.Status().Round; got != 4 {
+			t.Fatalf("round %d after the store reached QC round 3, want 4", got)
 		}
 	})
 }

@@ -59,6 +59,9 @@ func (e *Engine) processSyncInfo(ctx context.Context, si *chain.SyncInfo, author
 	qcAhead := si.HighestQC.Round() > local.HighestQC.Round()
 	tcAhead := si.HighestTC != nil && si.HighestTC.Round > e.highestTCRound()
 	if !commitAhead && !qcAhead && !tcAhead {
+		// The store may be ahead of the round all the same: the node's
+		// sync worker inserts certificates behind consensus's back.
+		e.advanceRound(ctx)
 		return true
 	}
 	if err := e.verifier.VerifySyncInfo(si, verified, &local.HighestQC, &local.HighestCommitCert); err != nil {
@@ -127,6 +130,12 @@ func (e *Engine) insertQC(ctx context.Context, qc chain.QuorumCert, from peer.ID
 // every further expiry, so that lost timeouts are made up for) and counts
 // it towards a TC.
 func (e *Engine) onLocalTimeout(ctx context.Context) {
+	// A QC that reached the store by another path (the node's sync worker)
+	// ends the round instead of a timeout.
+	before := e.round
+	if e.advanceRound(ctx); e.round != before {
+		return
+	}
 	r := e.round
 	e.timer.Reset(e.roundTimeout)
 	if e.sd.HighestTimeoutRound < r || e.sd.LastVotedRound < r {
