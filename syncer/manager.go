@@ -195,6 +195,9 @@ func (m *Manager) fetchQuorumCert(ctx context.Context, qc chain.QuorumCert, pref
 func (m *Manager) insert(pending []*chain.Block) error {
 	if m.cfg.BlocksPerRequest == 1 {
 		for _, b := range pending {
+			if b.Round() <= m.store.Root().Info.Round {
+				continue // committed meanwhile by a concurrent sync
+			}
 			if err := m.store.InsertQC(*b.QC()); err != nil {
 				return err
 			}

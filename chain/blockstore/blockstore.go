@@ -214,10 +214,15 @@ func (s *Store) ExecuteAndInsertBlock(b *chain.Block) (chain.BlockInfo, error) {
 }
 
 // InsertQC persists qc and inserts it into the tree; the block it certifies
-// must be there. If qc commits a block past the root, the commit follows.
+// must be there. If qc commits a block past the root, the commit follows. A
+// QC at or below the root is old news and ignored.
 func (s *Store) InsertQC(qc chain.QuorumCert) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if qc.Round() <= s.tree.Root().Info.Round {
+		// Committed past already (by a concurrent sync, say): nothing to add.
+		return nil
+	}
 	id := qc.CertifiedBlock().ID
 	if have, ok := s.tree.QC(id); ok && have.CommitInfo() == qc.CommitInfo() {
 		return nil
@@ -239,8 +244,14 @@ func (s *Store) InsertQC(qc chain.QuorumCert) error {
 // QC (which certifies its parent), then the block itself, as the seed's
 // fetch_quorum_cert does. All blocks are executed first, then persisted in
 // one write, then inserted; the highest commit among their QCs is then
-// carried out once.
+// carried out once. Leading blocks at or below the root are skipped.
 func (s *Store) InsertChain(blocks []*chain.Block) error {
+	// Blocks at or below the root were committed meanwhile (by a concurrent
+	// sync, say): there is nothing to insert for them.
+	root := s.Root().Info.Round
+	for len(blocks) > 0 && blocks[0].Round() <= root {
+		blocks = blocks[1:]
+	}
 	if len(blocks) == 0 {
 		return nil
 	}
