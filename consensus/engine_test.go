@@ -101,8 +101,7 @@ func newSingle(t *testing.T, sd store.SafetyData) *single {
 	if err != nil {
 		t.Fatal(err)
 	}
-	qc := v.Genesis.QC()
-	root := blocktree.Root{Block: v.Genesis.Block(), Info: v.Genesis.BlockInfo(), QC: qc, LedgerInfo: qc}
+	root := blocktree.GenesisRoot(v.Genesis)
 	bs, err := blockstore.New(l, blockstore.NewMemPersister(), root, nil, nil, blockstore.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -274,9 +273,8 @@ func TestNewRejects(t *testing.T) {
 	other := chaintest.NewValidators(10, 1)
 	base := func() consensus.Components {
 		l, _ := ledger.New(ledger.NewMemStorage(), v.Genesis)
-		qc := v.Genesis.QC()
 		bs, _ := blockstore.New(l, blockstore.NewMemPersister(),
-			blocktree.Root{Block: v.Genesis.Block(), Info: v.Genesis.BlockInfo(), QC: qc, LedgerInfo: qc}, nil, nil, blockstore.Config{})
+			blocktree.GenesisRoot(v.Genesis), nil, nil, blockstore.Config{})
 		return consensus.Components{Signer: v.Signers[0], Verifier: v.Verifier, Store: bs, Syncer: noSync{},
 			Network: &captureNet{}, Safety: &memSafety{}}
 	}

@@ -214,29 +214,14 @@ func (c *cluster) open(in *instance) {
 		if in.ledger, err = ledger.New(ledger.NewMemStorage(), g); err != nil {
 			c.tb.Fatal(err)
 		}
-		qc := g.QC()
-		root := blocktree.Root{Block: g.Block(), Info: g.BlockInfo(), QC: qc, LedgerInfo: qc}
-		p := blockstore.NewMemPersister()
-		bs, err = blockstore.New(in.ledger, p, root, nil, nil, bcfg)
+		bs, err = blockstore.New(in.ledger, blockstore.NewMemPersister(), blocktree.GenesisRoot(g), nil, nil, bcfg)
 	} else {
-		if in.st, err = store.Open(in.dir+"/node.db", g); err != nil {
-			c.tb.Fatal(err)
+		o, oerr := blockstore.Open(in.dir+"/node.db", g, bcfg)
+		if oerr != nil {
+			c.tb.Fatal(oerr)
 		}
-		in.safety = in.st
-		st := in.st
-		c.tb.Cleanup(func() { _ = st.Close() })
-		rd, err := in.st.Recover()
-		if err != nil {
-			c.tb.Fatal(err)
-		}
-		if err := in.st.PruneTree(rd.Stale); err != nil {
-			c.tb.Fatal(err)
-		}
-		if in.ledger, err = ledger.New(in.st, g); err != nil {
-			c.tb.Fatal(err)
-		}
-		root := blocktree.Root{Block: rd.Root.Block, Info: rd.Root.QC.CertifiedBlock(), QC: rd.Root.QC, LedgerInfo: rd.Root.LedgerInfo}
-		bs, err = blockstore.New(in.ledger, in.st, root, rd.Blocks, rd.QCs, bcfg)
+		c.tb.Cleanup(func() { _ = o.Disk.Close() })
+		in.st, in.safety, in.ledger, bs = o.Disk, o.Disk, o.Ledger, o.Blocks
 	}
 	if err != nil {
 		c.tb.Fatal(err)

@@ -96,8 +96,7 @@ func newNodeWith(t testing.TB, v *chaintest.Validators, p blockstore.Persister) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	qc := v.Genesis.QC()
-	root := blocktree.Root{Block: v.Genesis.Block(), Info: v.Genesis.BlockInfo(), QC: qc, LedgerInfo: qc}
+	root := blocktree.GenesisRoot(v.Genesis)
 	s, err := blockstore.New(l, p, root, nil, nil, blockstore.Config{})
 	if err != nil {
 		t.Fatal(err)

@@ -13,8 +13,6 @@ import (
 
 	"github.com/p2pnode/p2pnode/chain"
 	"github.com/p2pnode/p2pnode/chain/blockstore"
-	"github.com/p2pnode/p2pnode/chain/blocktree"
-	"github.com/p2pnode/p2pnode/chain/ledger"
 	"github.com/p2pnode/p2pnode/chain/store"
 	"github.com/p2pnode/p2pnode/protocol"
 	"github.com/p2pnode/p2pnode/syncer"
@@ -24,31 +22,20 @@ import (
 // recovers, as a restarting node does.
 type durableNode struct {
 	node
-	db *store.Store
-	rd *store.RecoveryData
+	db     *store.Store
+	target *store.SyncTarget // an unfinished fast-forward, if any
 }
 
+// openDurable opens the store at path the way a node starts: blockstore.Open
+// recovers the root, the tree and any unfinished fast-forward.
 func openDurable(t *testing.T, w *world, path string) *durableNode {
 	t.Helper()
-	db, err := store.Open(path, w.v.Genesis)
+	o, err := blockstore.Open(path, w.v.Genesis, blockstore.Config{})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("rebuild the block store from the store file: %v", err)
 	}
-	t.Cleanup(func() { db.Close() })
-	l, err := ledger.New(db, w.v.Genesis)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := db.Recover()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := blocktree.Root{Block: rd.Root.Block, Info: rd.Root.QC.CertifiedBlock(), QC: rd.Root.QC, LedgerInfo: rd.Root.LedgerInfo}
-	bs, err := blockstore.New(l, db, root, rd.Blocks, rd.QCs, blockstore.Config{})
-	if err != nil {
-		t.Fatalf("rebuild the block store from the recovered data: %v", err)
-	}
-	return &durableNode{node: node{ledger: l, store: bs}, db: db, rd: rd}
+	t.Cleanup(func() { o.Disk.Close() })
+	return &durableNode{node: node{ledger: o.Ledger, store: o.Blocks}, db: o.Disk, target: o.SyncTarget}
 }
 
 func (d *durableNode) manager(t *testing.T, w *world, cfg syncer.Config) *syncer.Manager {
@@ -116,7 +103,7 @@ func TestResumeFastForward(t *testing.T) {
 
 		// Restart: the store reports the 3-chain to resume.
 		d = openDurable(t, w, path)
-		st := d.rd.SyncTarget
+		st := d.target
 		if st == nil {
 			t.Fatalf("stop at chunk %d: no sync target recovered", stopAt)
 		}
@@ -147,11 +134,11 @@ func TestResumeFastForward(t *testing.T) {
 
 		// Restart again: nothing left to resume; the node syncs on.
 		d = openDurable(t, w, path)
-		if d.rd.SyncTarget != nil {
+		if d.target != nil {
 			t.Fatalf("stop at chunk %d: sync target still recovered after the resume", stopAt)
 		}
-		if d.rd.Root.Block.ID != w.nodes[n-3].Block.ID {
-			t.Fatalf("stop at chunk %d: recovered root of round %d, want B0", stopAt, d.rd.Root.Block.Round())
+		if d.store.Root().Block.ID != w.nodes[n-3].Block.ID {
+			t.Fatalf("stop at chunk %d: recovered root of round %d, want B0", stopAt, d.store.Root().Block.Round())
 		}
 		checkSameLedger(t, w, d)
 		if err := d.manager(t, w, cfg).SyncTo(testCtx(t), w.syncInfo(), w.author()); err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -41,7 +40,6 @@ type stateSync struct {
 	scores *Scores
 	cfg    Config
 	log    *slog.Logger
-	rng    *rand.Rand
 
 	target *chain.LedgerInfoWithSignatures
 	peers  []peer.ID // candidates, best first

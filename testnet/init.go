@@ -127,7 +127,6 @@ func Init(dir string, o Options) (*Network, error) {
 		info NodeInfo
 		key  crypto.PrivKey
 		p2p  int
-		cfg  HomeConfig
 	}
 	total := o.Validators + o.Fullnodes
 	ports, err := freePorts(3 * total)

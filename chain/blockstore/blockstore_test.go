@@ -30,8 +30,7 @@ func (p *memPersister) SaveTree(blocks []*chain.Block, qcs []chain.QuorumCert) e
 }
 
 func genesisRoot(v *chaintest.Validators) blocktree.Root {
-	qc := v.Genesis.QC()
-	return blocktree.Root{Block: v.Genesis.Block(), Info: v.Genesis.BlockInfo(), QC: qc, LedgerInfo: qc}
+	return blocktree.GenesisRoot(v.Genesis)
 }
 
 type fixture struct {

@@ -238,3 +238,10 @@ func (t *Tree) IDs() []chain.Hash {
 	}
 	return ids
 }
+
+// GenesisRoot returns the root of a fresh chain: the genesis block, executed
+// to an empty ledger, with the genesis QC as both its QC and its ledger info.
+func GenesisRoot(g *chain.Genesis) Root {
+	qc := g.QC()
+	return Root{Block: g.Block(), Info: g.BlockInfo(), QC: qc, LedgerInfo: qc}
+}
