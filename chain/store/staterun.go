@@ -17,10 +17,16 @@ import (
 // a small log-structured merge tree of sorted runs in the state bucket: each
 // commit writes its writes as one new run, merged with the newest stored
 // runs while they hold no more entries than the merge so far (a binary
-// counter). An entry is so rewritten about log2(state size / writes per
+// counter), as long as the merged run stays within maxMergedRun entries.
+// An entry is so rewritten at most about log2(maxMergedRun / writes per
 // commit) times, in sequential pages, where a B-tree keyed by state key
-// would rewrite a random page per write; a lookup binary-searches at most
-// that many runs, newest first.
+// would rewrite a random page per write. A run that reached the bound is
+// never merged again: a merge reads, holds and writes at most maxMergedRun
+// entries whatever the size of the state, so a commit's memory and time do
+// not grow with the chain. The price is paid by lookups, which
+// binary-search every run newest first (about writes / maxMergedRun of
+// them, plus a logarithmic tail), and by keys written again after their
+// run was sealed, whose older entries stay until nothing reads them.
 //
 // A state run is a run (see runs.go) of entries key | version (8 bytes
 // big-endian), sorted by key, one per key, stored under the 8-byte end
@@ -28,6 +34,10 @@ import (
 
 // maxStateEntry bounds one entry of a state run.
 const maxStateEntry = chain.MaxKeySize + 8
+
+// maxMergedRun bounds the entries of a run that merges produce: with
+// 16-byte entries, about 5 MiB.
+const maxMergedRun = 1 << 18
 
 func entryKey(e []byte) []byte { return e[:len(e)-8] }
 
@@ -111,7 +121,8 @@ func checkWrites(b *ledger.Batch) error {
 }
 
 // putState stores ws, checked by checkWrites, as a new state run under the
-// version end, merged with the newest runs that are not larger.
+// version end, merged with the newest runs that are not larger, while the
+// merged run stays within maxMergedRun entries.
 func putState(tx *bolt.Tx, ws []ledger.KV, end uint64) error {
 	if len(ws) == 0 {
 		return nil
@@ -139,7 +150,7 @@ func putState(tx *bolt.Tx, ws []ledger.KV, end uint64) error {
 		if err != nil {
 			return err
 		}
-		if r.count() > count {
+		if r.count() > count || count+r.count() > maxMergedRun {
 			break
 		}
 		srcs = append(srcs, r)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math/bits"
 	"math/rand/v2"
 	"path/filepath"
@@ -74,6 +75,86 @@ func TestStateRuns(t *testing.T) {
 		}
 		if limit := bits.Len(uint(writes)) + 1; runs > limit {
 			t.Fatalf("round %d: %d state runs after %d writes, want at most %d", round, runs, writes, limit)
+		}
+	}
+}
+
+// TestStateRunsSealed commits batches big enough to reach maxMergedRun and
+// checks that no merge makes a larger run, that runs stop merging once
+// they would, and that a key written again after its run was sealed reads
+// its newest value.
+func TestStateRunsSealed(t *testing.T) {
+	v := chaintest.NewValidators(62, 4)
+	st, err := Open(filepath.Join(t.TempDir(), "state.db"), v.Genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	acc := chain.NewAccumulator()
+	const perBatch = maxMergedRun * 3 / 8
+	key := func(i int) []byte { return binary.BigEndian.AppendUint64([]byte{'s'}, uint64(i)) }
+	commit := func(round int, keys []int) {
+		t.Helper()
+		b := &ledger.Batch{StartVersion: acc.Size()}
+		for j, k := range keys {
+			tx, err := chain.EncodeKV(key(k), []byte{byte(round)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Txs = append(b.Txs, tx)
+			acc.AppendLeaf(chain.TxLeafHash(tx), func(id compact.NodeID, h chain.Hash) {
+				b.Nodes = append(b.Nodes, ledger.Node{ID: id, Hash: h})
+			})
+			b.Writes = append(b.Writes, ledger.KV{Key: key(k), Value: []byte{byte(round)}, Version: b.StartVersion + uint64(j)})
+		}
+		b.Frontier = acc.Frontier()
+		if err := st.Commit(b); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+	const rounds = 6
+	for round := range rounds {
+		keys := make([]int, perBatch)
+		for j := range keys {
+			keys[j] = round*perBatch + j
+		}
+		commit(round, keys)
+	}
+	commit(rounds, []int{0, perBatch + 1}) // keys of the oldest, sealed runs
+
+	var counts []uint64
+	if err := st.db.View(func(tx *bolt.Tx) error {
+		c := newRunCursor(tx.Bucket(bucketState))
+		for k, val := c.last(); k != nil; k, val = c.prev() {
+			r, err := decodeRun(bucketState, k, val, maxStateEntry)
+			if err != nil {
+				return err
+			}
+			counts = append(counts, r.count())
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	total := uint64(0)
+	for _, n := range counts {
+		if n > maxMergedRun {
+			t.Errorf("a state run holds %d entries, bound %d", n, maxMergedRun)
+		}
+		total += n
+	}
+	// Each sealed run holds two batches; the last commit's two writes are
+	// a run of their own.
+	if want := uint64(rounds*perBatch + 2); total != want || len(counts) != rounds/2+1 {
+		t.Errorf("state runs %v (%d entries), want %d runs of %d entries", counts, total, rounds/2+1, want)
+	}
+	for _, c := range []struct {
+		key  int
+		want byte
+	}{{0, rounds}, {perBatch + 1, rounds}, {1, 0}, {2*perBatch + 5, 2}, {rounds*perBatch - 1, rounds - 1}} {
+		got, ok, err := st.Get(key(c.key))
+		if err != nil || !ok || !bytes.Equal(got, []byte{c.want}) {
+			t.Errorf("Get(%d) = %x, %v, %v; want %x", c.key, got, ok, err, c.want)
 		}
 	}
 }
