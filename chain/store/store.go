@@ -104,6 +104,10 @@ type Store struct {
 	db        *bolt.DB
 	genesisID chain.Hash
 	genesisQC chain.QuorumCert
+	// releasedAt is the count of bytes the store's transactions had
+	// allocated when its mapped pages were last released; read and written
+	// only inside write transactions.
+	releasedAt int64
 }
 
 var _ ledger.Storage = (*Store)(nil)
@@ -217,7 +221,31 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 }
 
 func (s *Store) update(fn func(*bolt.Tx) error) error {
-	return closedErr(s.db.Update(fn))
+	return closedErr(s.db.Update(func(tx *bolt.Tx) error {
+		s.maybeRelease(tx)
+		return fn(tx)
+	}))
+}
+
+// releaseEvery is how many bytes of pages the store writes between two
+// releases of its mapped pages.
+const releaseEvery = 64 << 20
+
+// maybeRelease releases the pages of the store's memory map from the
+// process's resident set once releaseEvery bytes were written since the
+// last release. bbolt reads through a shared read-only map of the file, so
+// every page a transaction reads stays resident in the process, and as the
+// file grows, so would the process; released pages stay in the kernel's page
+// cache and a later read maps them again. It runs inside a write
+// transaction, which keeps bbolt from remapping the file meanwhile.
+func (s *Store) maybeRelease(tx *bolt.Tx) {
+	stats := s.db.Stats()
+	alloc := stats.TxStats.GetPageAlloc()
+	if alloc-s.releasedAt < releaseEvery {
+		return
+	}
+	s.releasedAt = alloc
+	releaseMapped(s.db.Info().Data, tx.Size())
 }
 
 func closedErr(err error) error {
