@@ -2,6 +2,7 @@ package syncer_test
 
 import (
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -27,22 +28,28 @@ func (p *memPersister) has(id chain.Hash, qc bool) bool {
 	return p.HasBlock(id) && (!qc || p.HasQC(id))
 }
 
-// saveEvent is one SaveTree call: the ids of the blocks saved and of the
-// blocks the saved QCs certify.
+// saveEvent is one SaveTree call (the ids of the blocks saved and of the
+// blocks the saved QCs certify) or, if archived, one ledger commit (the ids
+// of the blocks it archived).
 type saveEvent struct {
 	blocks, qcs []chain.Hash
+	archived    bool
 }
 
-// recorder is a memPersister that records every SaveTree call in order.
+// recorder is a memPersister that records every SaveTree call in order,
+// and, through the ledger storage that wrap returns, the blocks each ledger
+// commit archives: the two places a block is persisted. A block a commit
+// archives counts as saved by an event of its own, ordered with the rest.
 type recorder struct {
 	*memPersister
 	mu     sync.Mutex
 	events []saveEvent
-	saves  map[chain.Hash]int // times each block was saved
+	saves    map[chain.Hash]int // times each block was saved in the tree
+	archives map[chain.Hash]int // times each block was archived
 }
 
 func newRecorder() *recorder {
-	return &recorder{memPersister: newMemPersister(), saves: map[chain.Hash]int{}}
+	return &recorder{memPersister: newMemPersister(), saves: map[chain.Hash]int{}, archives: map[chain.Hash]int{}}
 }
 
 func (r *recorder) SaveTree(blocks []*chain.Block, qcs []chain.QuorumCert) error {
@@ -60,6 +67,30 @@ func (r *recorder) SaveTree(blocks []*chain.Block, qcs []chain.QuorumCert) error
 	return r.MemPersister.SaveTree(blocks, qcs)
 }
 
+// archiver is a ledger storage whose commits a recorder records.
+type archiver struct {
+	ledger.Storage
+	r *recorder
+}
+
+// wrap returns st recording the blocks each commit archives.
+func (r *recorder) wrap(st ledger.Storage) ledger.Storage { return &archiver{Storage: st, r: r} }
+
+func (a *archiver) Commit(b *ledger.Batch) error {
+	if err := a.Storage.Commit(b); err != nil {
+		return err
+	}
+	a.r.mu.Lock()
+	defer a.r.mu.Unlock()
+	ev := saveEvent{archived: true}
+	for _, cb := range b.Blocks {
+		ev.blocks = append(ev.blocks, cb.Block.ID)
+		a.r.archives[cb.Block.ID]++
+	}
+	a.r.events = append(a.r.events, ev)
+	return nil
+}
+
 // log returns the recorded calls.
 func (r *recorder) log() []saveEvent {
 	r.mu.Lock()
@@ -67,15 +98,12 @@ func (r *recorder) log() []saveEvent {
 	return slices.Clone(r.events)
 }
 
-// saveCounts returns how many times each block was saved.
-func (r *recorder) saveCounts() map[chain.Hash]int {
+// counts returns how many times each block was saved in the tree, and how
+// many times archived.
+func (r *recorder) counts() (saves, archives map[chain.Hash]int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[chain.Hash]int, len(r.saves))
-	for id, n := range r.saves {
-		out[id] = n
-	}
-	return out
+	return maps.Clone(r.saves), maps.Clone(r.archives)
 }
 
 // node is a block store over an in-memory ledger.
@@ -92,7 +120,11 @@ func newNode(t testing.TB, v *chaintest.Validators) *node {
 // newNodeWith returns a node at genesis that persists to p.
 func newNodeWith(t testing.TB, v *chaintest.Validators, p blockstore.Persister) *node {
 	t.Helper()
-	l, err := ledger.New(ledger.NewMemStorage(), v.Genesis)
+	var st ledger.Storage = ledger.NewMemStorage()
+	if r, ok := p.(*recorder); ok {
+		st = r.wrap(st)
+	}
+	l, err := ledger.New(st, v.Genesis)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,8 +36,9 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // TestFetchQuorumCertInsertsOldestFirst: the blocks are persisted oldest
-// first, each after (or atomically with) the QC certifying its parent, and
-// the fetched QC last. In the seed's mode the exact order is block, its QC,
+// first (in the tree, or in the archive by a commit), each saved in the tree
+// after (or atomically with) the QC certifying its parent, and the fetched
+// QC is the last tree write. In the seed's mode the exact order is block, its QC,
 // next block, and so on.
 func TestFetchQuorumCertInsertsOldestFirst(t *testing.T) {
 	for _, n := range []int{1, 8} {
@@ -52,17 +53,26 @@ func TestFetchQuorumCertInsertsOldestFirst(t *testing.T) {
 			t.Fatalf("%d per request: highest QC round %d, want %d", n, got.Round(), top.Round())
 		}
 		// Flatten the writes: within one write, QCs count before blocks.
+		const (
+			block = iota
+			qc
+			archived
+		)
 		type item struct {
-			qc bool
-			id chain.Hash
+			kind int
+			id   chain.Hash
 		}
 		var got []item
 		for _, ev := range rec.log() {
 			for _, id := range ev.qcs {
-				got = append(got, item{true, id})
+				got = append(got, item{qc, id})
 			}
 			for _, id := range ev.blocks {
-				got = append(got, item{false, id})
+				if ev.archived {
+					got = append(got, item{archived, id})
+				} else {
+					got = append(got, item{block, id})
+				}
 			}
 		}
 		pos := map[item]int{}
@@ -72,34 +82,76 @@ func TestFetchQuorumCertInsertsOldestFirst(t *testing.T) {
 			}
 			pos[it] = i
 		}
+		// first returns where block id was first persisted, in the tree or
+		// in the archive.
+		first := func(id chain.Hash) (int, bool) {
+			b, inTree := pos[item{block, id}]
+			a, inArchive := pos[item{archived, id}]
+			switch {
+			case inTree && inArchive:
+				return min(a, b), true
+			case inArchive:
+				return a, true
+			}
+			return b, inTree
+		}
 		for i, nd := range w.nodes {
-			b, ok := pos[item{false, nd.Block.ID}]
-			if !ok {
+			if _, ok := first(nd.Block.ID); !ok {
 				t.Fatalf("%d per request: block %d not persisted", n, i)
 			}
-			if i > 0 {
-				if b <= pos[item{false, w.nodes[i-1].Block.ID}] {
+			if i == 0 {
+				continue
+			}
+			// Oldest first in each of the two places. (The tree gets a new
+			// root and its descendants just before the commit that
+			// archives their ancestors.)
+			parent := w.nodes[i-1].Block.ID
+			for _, kind := range []int{block, archived} {
+				at, ok := pos[item{kind, nd.Block.ID}]
+				if p, pok := pos[item{kind, parent}]; ok && pok && at <= p {
 					t.Fatalf("%d per request: block %d persisted before its parent", n, i)
 				}
-				if q, ok := pos[item{true, w.nodes[i-1].Block.ID}]; !ok || q > b {
-					t.Fatalf("%d per request: block %d persisted before its QC", n, i)
+			}
+			// A block saved in the tree after its parent was saved there
+			// comes after the QC certifying the parent. (A block archived,
+			// or saved as a new root, needs no QC of its parent: the
+			// commit's ledger info vouches for the archived chain.)
+			if _, parentInTree := pos[item{block, parent}]; parentInTree {
+				if _, inTree := pos[item{block, nd.Block.ID}]; inTree {
+					if q, ok := pos[item{qc, parent}]; !ok || q > pos[item{block, nd.Block.ID}] {
+						t.Fatalf("%d per request: block %d persisted before its QC", n, i)
+					}
 				}
 			}
 		}
-		if last := got[len(got)-1]; last != (item{true, top.CertifiedBlock().ID}) {
-			t.Fatalf("%d per request: the fetched QC is not persisted last", n)
+		var last item
+		for _, it := range got {
+			if it.kind != archived {
+				last = it
+			}
+		}
+		if last != (item{qc, top.CertifiedBlock().ID}) {
+			t.Fatalf("%d per request: the fetched QC is not the last tree write", n)
 		}
 		if n == 1 {
+			// One block per insert: each is saved in the tree with the QC
+			// of its parent; the commits archive them later.
 			var want []item
 			for i, nd := range w.nodes {
-				want = append(want, item{false, nd.Block.ID}, item{true, w.nodes[i].Block.ID})
+				want = append(want, item{block, nd.Block.ID}, item{qc, w.nodes[i].Block.ID})
 			}
-			if len(got) != len(want) {
-				t.Fatalf("seed mode: %d writes, want %d", len(got), len(want))
+			var tree []item
+			for _, it := range got {
+				if it.kind != archived {
+					tree = append(tree, it)
+				}
+			}
+			if len(tree) != len(want) {
+				t.Fatalf("seed mode: %d tree writes, want %d", len(tree), len(want))
 			}
 			for i := range want {
-				if got[i] != want[i] {
-					t.Fatalf("seed mode: write %d is %v, want %v", i, got[i], want[i])
+				if tree[i] != want[i] {
+					t.Fatalf("seed mode: tree write %d is %v, want %v", i, tree[i], want[i])
 				}
 			}
 		}
@@ -332,10 +384,12 @@ func TestConcurrentSyncsExecuteBlocksOnce(t *testing.T) {
 					t.Fatalf("%d per request, rounds %v: sync to %d: %v", n, rounds, rounds[i], err)
 				}
 			}
-			counts := rec.saveCounts()
+			saves, archives := rec.counts()
 			for i, nd := range w.nodes {
-				if counts[nd.Block.ID] != 1 {
-					t.Fatalf("%d per request, rounds %v: block %d persisted %d times, want once", n, rounds, i+1, counts[nd.Block.ID])
+				id := nd.Block.ID
+				if saves[id] > 1 || archives[id] > 1 || saves[id]+archives[id] == 0 {
+					t.Fatalf("%d per request, rounds %v: block %d saved in the tree %d times and archived %d times, want each at most once and one of them",
+						n, rounds, i+1, saves[id], archives[id])
 				}
 			}
 			if qc := c.store.HighestQC(); qc.Round() != 250 {

@@ -243,8 +243,9 @@ func (s *Store) InsertQC(qc chain.QuorumCert) error {
 // before and the first a child of a block in the tree: for each block its
 // QC (which certifies its parent), then the block itself, as the seed's
 // fetch_quorum_cert does. All blocks are executed first, then persisted in
-// one write, then inserted; the highest commit among their QCs is then
-// carried out once. Leading blocks at or below the root are skipped.
+// one write (except those the insert commits, which the commit archives),
+// then inserted; the highest commit among their QCs is then carried out
+// once. Leading blocks at or below the root are skipped.
 func (s *Store) InsertChain(blocks []*chain.Block) error {
 	// Blocks at or below the root were committed meanwhile (by a concurrent
 	// sync, say): there is nothing to insert for them.
@@ -270,21 +271,37 @@ func (s *Store) InsertChain(blocks []*chain.Block) error {
 		}
 		infos[i], qcs[i] = info, *b.QC()
 	}
-	if err := s.persist.SaveTree(blocks, qcs); err != nil {
-		return fmt.Errorf("blockstore: persist chain at %s: %w", blocks[0].ID.Short(), err)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	best := s.tree.HighestCommitCert()
+	for i := range qcs {
+		if c := qcs[i].CommitInfo(); !c.IsEmpty() && c.Round > best.CommitInfo().Round {
+			best = qcs[i]
+		}
+	}
+	// Blocks this insert commits go to the ledger's archive with the commit
+	// itself, so the tree's storage needs only the new root and what
+	// follows it, with the QCs certifying them: its 3-chain among them,
+	// which recovery needs to find the root. Saving them first keeps the
+	// root recoverable if the process stops between the two writes; it
+	// then resumes from the persisted 3-chain (see [Opened.SyncTarget]).
+	from := 0
+	if k := slices.IndexFunc(blocks, func(b *chain.Block) bool { return b.ID == best.CommitInfo().ID }); k > 0 {
+		from = k
+	}
+	saveQCs := qcs
+	if from > 0 {
+		saveQCs = qcs[from+1:] // qcs[from] certifies a block that is not saved
+	}
+	if err := s.persist.SaveTree(blocks[from:], saveQCs); err != nil {
+		return fmt.Errorf("blockstore: persist chain at %s: %w", blocks[from].ID.Short(), err)
+	}
 	for i, b := range blocks {
 		if err := s.tree.InsertQC(qcs[i]); err != nil {
 			return fmt.Errorf("blockstore: insert QC of %s: %w", qcs[i].CertifiedBlock().ID.Short(), err)
 		}
 		if err := s.tree.InsertBlock(b, infos[i]); err != nil {
 			return fmt.Errorf("blockstore: insert %s: %w", b.ID.Short(), err)
-		}
-		if c := qcs[i].CommitInfo(); !c.IsEmpty() && c.Round > best.CommitInfo().Round {
-			best = qcs[i]
 		}
 	}
 	return s.commitLocked(best)

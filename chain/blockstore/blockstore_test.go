@@ -223,3 +223,48 @@ func TestOpenReopen(t *testing.T) {
 		t.Fatal("archived block 5 not served with its payload")
 	}
 }
+
+// TestOpenAfterStopBeforeCommit: InsertChain saves the new root and its
+// descendants in the tree before the commit that archives their ancestors.
+// A process that stops between the two writes finds, on restart, the
+// persisted 3-chain as a sync target, which the syncer fast-forwards to.
+func TestOpenAfterStopBeforeCommit(t *testing.T) {
+	v := chaintest.NewValidators(8, 4)
+	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 5, TxSize: 40})
+	nodes := b.Extend(b.Genesis(), 20)
+	path := t.TempDir() + "/store.db"
+	o, err := blockstore.Open(path, v.Genesis, blockstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What InsertChain(nodes) writes first: block 17, which block 20's QC
+	// commits, and what follows it, with the QCs certifying them.
+	const k = 16
+	var qcs []chain.QuorumCert
+	for _, n := range nodes[k+1:] {
+		qcs = append(qcs, *n.Block.QC())
+	}
+	if err := o.Disk.SaveTree(chaintest.Blocks(nodes[k:]), qcs); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Disk.Close(); err != nil {
+		t.Fatal(err)
+	}
+	o, err = blockstore.Open(path, v.Genesis, blockstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Disk.Close()
+	if got := o.Ledger.Committed().Round; got != 0 {
+		t.Fatalf("committed round %d after reopen, want 0", got)
+	}
+	st := o.SyncTarget
+	if st == nil {
+		t.Fatal("no sync target after a stop before the commit")
+	}
+	for i, blk := range st.Blocks {
+		if blk.ID != nodes[k+i].Block.ID {
+			t.Fatalf("sync target block %d is round %d, want %d", i, blk.Round(), nodes[k+i].Block.Round())
+		}
+	}
+}
