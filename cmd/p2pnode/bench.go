@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 
 	"github.com/p2pnode/p2pnode/testnet/bench"
 )
 
-const benchUsage = `bench sync [--blocks N] [--txs-per-block T] [--tx-size B] [--validators V] [--latency D] [--peers P] [--mode blocks|statesync]
+const benchUsage = `bench sync [--blocks N] [--txs-per-block T] [--tx-size B] [--validators V] [--latency D] [--peers P] [--mode blocks|statesync] [--cpuprofile F]
 
 Measures catch-up in one process. P serving nodes (real libp2p hosts on
 loopback, each response delayed by --latency) hold a pre-built valid chain of
@@ -48,12 +50,24 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.SkipCeiling, "skip-ceiling", cfg.SkipCeiling, "skip the no-network ceiling")
 	fs.IntVar(&cfg.MaxPendingBytes, "max-pending-bytes", cfg.MaxPendingBytes, "replace the syncer's bound on blocks held while walking back (0: the default)")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the validators' keys and the transactions")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
 	cfg.Mode = bench.Mode(*mode)
 	if err := cfg.Validate(); err != nil {
 		return usageError(fs, "%v", err)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	res, err := bench.Run(ctx, cfg, stderr)
 	if err != nil {
