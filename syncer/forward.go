@@ -370,7 +370,17 @@ func (f *forward) insertReady(ctx context.Context) (bool, error) {
 		}
 		batch = append(batch, next...)
 	}
-	if err := f.insert(ctx, batch); err != nil {
+	// The windows after the batch that are verified and follow it are
+	// executed while the batch commits.
+	var next []*chain.Block
+	for k := n; k < len(f.windows) && f.windows[k].done && len(next) < maxInsertBatch; k++ {
+		blocks := f.windows[k].blocks
+		if len(blocks) == 0 || len(batch) == 0 || blocks[0].ParentID() != lastID(batch, next) {
+			break
+		}
+		next = append(next, blocks...)
+	}
+	if err := f.insert(ctx, batch, next); err != nil {
 		return false, err
 	}
 	f.m.stats.forwardWindows.Add(uint64(n))
@@ -389,18 +399,30 @@ func (f *forward) unknown(blocks []*chain.Block) []*chain.Block {
 	return blocks
 }
 
-// insert locks the blocks, newest first as the walk does (so that two syncs
-// never wait for each other in a cycle), and inserts those still unknown.
-func (f *forward) insert(ctx context.Context, blocks []*chain.Block) error {
+// lastID returns the id of the last block of next, or of batch if next is
+// empty.
+func lastID(batch, next []*chain.Block) chain.Hash {
+	if len(next) > 0 {
+		return next[len(next)-1].ID
+	}
+	return batch[len(batch)-1].ID
+}
+
+// insert locks the blocks and next, newest first as the walk does (so that
+// two syncs never wait for each other in a cycle, nor execute the same
+// block), and inserts those of blocks still unknown, executing next ahead
+// (see [Manager.insert]).
+func (f *forward) insert(ctx context.Context, blocks, next []*chain.Block) error {
 	if len(blocks) == 0 {
 		return nil
 	}
 	locks := f.m.locks.newSet()
 	defer locks.releaseAll()
-	for i := len(blocks) - 1; i >= 0; i-- {
-		if err := locks.lock(ctx, blocks[i].ID); err != nil {
+	all := append(slices.Clip(blocks), next...)
+	for i := len(all) - 1; i >= 0; i-- {
+		if err := locks.lock(ctx, all[i].ID); err != nil {
 			return err
 		}
 	}
-	return f.m.insert(f.unknown(blocks))
+	return f.m.insert(f.unknown(blocks), next)
 }
