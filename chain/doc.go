@@ -7,8 +7,9 @@
 // [Genesis] — their canonical CBOR encoding, their domain-separated hashes,
 // and the functions that verify them against a validator set.
 //
-// The package is pure: no I/O, no clock reads, no randomness and no package
-// level mutable state. Everything that reaches it from a peer is decoded with
+// The package is pure: no I/O, no clock reads and no package level mutable
+// state; its only randomness is the weights of batch signature verification,
+// which never change a verdict (see below). Everything that reaches it from a peer is decoded with
 // [Decode] (size-limited, strict) and checked with the Verify functions before
 // it is used; verification failures are [*VerifyError] values whose Reason is
 // one of the Err sentinels below, so callers decide with errors.Is:
@@ -29,10 +30,14 @@
 //
 // Validators are libp2p ed25519 identities: a [peer.ID] is both the signer of
 // a quorum certificate and a peer that can be dialled. Signatures are plain
-// ed25519 signatures over a 32-byte domain-separated hash and are verified with
-// the ZIP-215 rules (github.com/hdevalence/ed25519consensus), the same rules
+// ed25519 signatures over a 32-byte domain-separated hash, made with
+// crypto/ed25519 and verified with the ZIP-215 rules
+// (github.com/oasisprotocol/curve25519-voi, against each validator's key
+// decompressed once when its [ValidatorSet] is built). The rules are the same
 // for single and batch verification, so every node accepts exactly the same
-// set of signatures.
+// set of signatures whether it checks them one by one or in batches; batches
+// draw random weights from crypto/rand, and a batch holding a bad signature
+// passes only with negligible probability.
 //
 // Every hash is SHA-256 over a domain tag followed by the canonical (RFC 8949
 // core deterministic) CBOR encoding of the value. The tags differ per kind of

@@ -2,11 +2,12 @@ package chain
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 
-	"github.com/hdevalence/ed25519consensus"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	voied "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
 // Signer signs blocks, votes and timeouts with a validator's ed25519 key.
@@ -54,16 +55,25 @@ func (s *Signer) SignTimeout(epoch, round uint64) Signature {
 	return Signature{Signer: s.id, Sig: s.Sign(t.Hash())}
 }
 
+// zip215 selects plain Ed25519 (no prehash, no context) checked with the
+// ZIP-215 rules: cofactored verification, small-order and non-canonical
+// encodings of A and R accepted, S required below the group order. Under
+// these rules a signature verifies alone if and only if it verifies in any
+// batch, so single and batch checks accept exactly the same signatures. It
+// is never modified.
+var zip215 = &voied.Options{Verify: voied.VerifyOptionsZIP_215}
+
 // sigBatch collects signatures to check at once with the ZIP-215 rules of
 // [verifySig]: a batch verifies if and only if every signature in it would
 // verify alone, but a failure does not say which one failed. A nil batch
-// stands for "check each signature as it comes".
+// stands for "check each signature as it comes". A batch is not safe for
+// concurrent use.
 type sigBatch struct {
 	entries []sigEntry
 }
 
 type sigEntry struct {
-	pub ed25519.PublicKey
+	key *voied.ExpandedPublicKey
 	h   Hash
 	sig []byte
 }
@@ -72,36 +82,41 @@ func newSigBatch(capacity int) *sigBatch {
 	return &sigBatch{entries: make([]sigEntry, 0, capacity)}
 }
 
-// add queues sig over h by pub; sig must not change until verify.
-func (b *sigBatch) add(pub ed25519.PublicKey, h Hash, sig []byte) {
-	b.entries = append(b.entries, sigEntry{pub: pub, h: h, sig: sig})
+// add queues sig over h by key; sig must not change until verify.
+func (b *sigBatch) add(key *voied.ExpandedPublicKey, h Hash, sig []byte) {
+	b.entries = append(b.entries, sigEntry{key: key, h: h, sig: sig})
 }
 
 // verify reports whether every queued signature is valid; an empty batch
-// is valid. One signature is checked alone, which is cheaper.
+// is valid. One signature is checked alone, which is cheaper. The batch
+// equation weighs each signature with a random 128-bit scalar drawn from
+// crypto/rand: a batch of valid signatures always passes, and one holding
+// an invalid signature fails but with negligible probability (about
+// 2^-128), so the verdict does not depend on the draw.
 func (b *sigBatch) verify() bool {
 	switch len(b.entries) {
 	case 0:
 		return true
 	case 1:
 		e := &b.entries[0]
-		return verifySig(e.pub, e.h, e.sig)
+		return verifySig(e.key, e.h, e.sig)
 	}
-	bv := ed25519consensus.NewPreallocatedBatchVerifier(len(b.entries))
+	bv := voied.NewBatchVerifierWithCapacity(len(b.entries))
 	for i := range b.entries {
 		e := &b.entries[i]
 		if len(e.sig) != ed25519.SignatureSize {
-			return false
+			return false // would fail the batch anyway; skip the work
 		}
-		bv.Add(e.pub, e.h[:], e.sig)
+		bv.AddExpandedWithOptions(e.key, e.h[:], e.sig, zip215)
 	}
-	return bv.Verify()
+	return bv.VerifyBatchOnly(rand.Reader)
 }
 
-// verifySig checks one signature with the ZIP-215 rules.
-func verifySig(pub ed25519.PublicKey, h Hash, sig []byte) bool {
+// verifySig checks one signature over h by key with the ZIP-215 rules. A
+// signature of the wrong length is invalid.
+func verifySig(key *voied.ExpandedPublicKey, h Hash, sig []byte) bool {
 	if len(sig) != ed25519.SignatureSize {
 		return false
 	}
-	return ed25519consensus.Verify(pub, h[:], sig)
+	return voied.VerifyExpandedWithOptions(key, h[:], sig, zip215)
 }

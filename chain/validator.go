@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	voied "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
 // maxTotalPower bounds the sum of voting power so quorum arithmetic never
@@ -29,14 +30,18 @@ type Validator struct {
 type ValidatorSet struct {
 	epoch uint64
 	vals  []Validator // sorted by ID
-	pubs  []ed25519.PublicKey
+	// keys are the members' public keys, decompressed once for the many
+	// signature checks of the epoch; keys[i] is vals[i]'s. They are only
+	// read after construction.
+	keys  []*voied.ExpandedPublicKey
 	index map[peer.ID]int
 	total uint64
 }
 
 // NewValidatorSet validates vals and returns the set for epoch. Every id must
-// be an ed25519 libp2p identity (the key is embedded in the id), ids must be
-// distinct, powers positive and their sum at most 2^60.
+// be an ed25519 libp2p identity (the key is embedded in the id) whose key
+// decodes to a curve point, ids must be distinct, powers positive and their
+// sum at most 2^60.
 func NewValidatorSet(epoch uint64, vals []Validator) (*ValidatorSet, error) {
 	if len(vals) == 0 {
 		return nil, errors.New("chain: validator set is empty")
@@ -49,7 +54,7 @@ func NewValidatorSet(epoch uint64, vals []Validator) (*ValidatorSet, error) {
 	vs := &ValidatorSet{
 		epoch: epoch,
 		vals:  sorted,
-		pubs:  make([]ed25519.PublicKey, len(sorted)),
+		keys:  make([]*voied.ExpandedPublicKey, len(sorted)),
 		index: make(map[peer.ID]int, len(sorted)),
 	}
 	for i, v := range sorted {
@@ -62,12 +67,12 @@ func NewValidatorSet(epoch uint64, vals []Validator) (*ValidatorSet, error) {
 		if v.Power > maxTotalPower-vs.total {
 			return nil, fmt.Errorf("chain: total voting power exceeds %d", uint64(maxTotalPower))
 		}
-		pub, err := ed25519Key(v.ID)
+		key, err := verifyingKey(v.ID)
 		if err != nil {
 			return nil, err
 		}
 		vs.index[v.ID] = i
-		vs.pubs[i] = pub
+		vs.keys[i] = key
 		vs.total += v.Power
 	}
 	return vs, nil
@@ -87,6 +92,21 @@ func ed25519Key(id peer.ID) (ed25519.PublicKey, error) {
 		return nil, fmt.Errorf("chain: validator %s: %w", id, err)
 	}
 	return ed25519.PublicKey(raw), nil
+}
+
+// verifyingKey returns the ed25519 key embedded in id, decompressed for
+// repeated signature checks. A key that is no curve point is an error: no
+// signature could ever verify under it.
+func verifyingKey(id peer.ID) (*voied.ExpandedPublicKey, error) {
+	pub, err := ed25519Key(id)
+	if err != nil {
+		return nil, err
+	}
+	key, err := voied.NewExpandedPublicKey(voied.PublicKey(pub))
+	if err != nil {
+		return nil, fmt.Errorf("chain: validator %s: %w", id, err)
+	}
+	return key, nil
 }
 
 // Epoch returns the epoch of the set.

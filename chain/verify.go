@@ -206,10 +206,10 @@ func (v *Verifier) batched(capacity int, check func(*sigBatch) error) error {
 // queues it in batch; failure builds the error.
 func (v *Verifier) checkSig(batch *sigBatch, i int, h Hash, sig []byte, failure func() *VerifyError) error {
 	if batch != nil {
-		batch.add(v.vs.pubs[i], h, sig)
+		batch.add(v.vs.keys[i], h, sig)
 		return nil
 	}
-	if !verifySig(v.vs.pubs[i], h, sig) {
+	if !verifySig(v.vs.keys[i], h, sig) {
 		return failure()
 	}
 	return nil
@@ -363,7 +363,7 @@ func (v *Verifier) verifyOne(h Hash, signer peer.ID, sig []byte) error {
 	if !ok {
 		return fail(ErrUnknownSigner, "%s", signer)
 	}
-	if !verifySig(v.vs.pubs[i], h, sig) {
+	if !verifySig(v.vs.keys[i], h, sig) {
 		return fail(ErrBadSignature, "signer %s", signer)
 	}
 	return nil
