@@ -69,6 +69,11 @@ type forward struct {
 	next    uint64          // the first round of the next window to open
 	results chan fwdResult
 	running int // requests in flight
+
+	// inserting is how many windows at the head of windows an insert in
+	// progress holds (0: none); the insert reports on insertDone.
+	inserting  int
+	insertDone chan error
 }
 
 // forwardSync fetches and inserts the committed chain from the root up to
@@ -91,11 +96,12 @@ func (m *Manager) forwardSync(ctx context.Context, commitCert *chain.QuorumCert,
 		"commit_round", commit.Round, "root_round", root.Round)
 	f := &forward{
 		m: m, banned: banned, target: commit,
-		peers:   m.stateSyncPeers(from, commitCert, banned),
-		load:    make(map[peer.ID]int),
-		strikes: make(map[peer.ID]int),
-		next:    root.Round + 1,
-		results: make(chan fwdResult, m.cfg.ForwardWindows),
+		peers:      m.stateSyncPeers(from, commitCert, banned),
+		load:       make(map[peer.ID]int),
+		strikes:    make(map[peer.ID]int),
+		next:       root.Round + 1,
+		results:    make(chan fwdResult, m.cfg.ForwardWindows),
+		insertDone: make(chan error, 1),
 	}
 	began := time.Now()
 	err := f.run(ctx)
@@ -112,8 +118,9 @@ func (m *Manager) forwardSync(ctx context.Context, commitCert *chain.QuorumCert,
 }
 
 // run fetches until the target is reached, returning ErrAllPeersFailed or
-// ErrRoundDeadlineReached when it cannot go on. Every request has ended
-// when it returns.
+// ErrRoundDeadlineReached when it cannot go on. Inserts run on a goroutine
+// of their own, one at a time, so that requests go on while the store
+// writes. Every request and insert has ended when it returns.
 func (f *forward) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() {
@@ -121,10 +128,13 @@ func (f *forward) run(ctx context.Context) error {
 		for ; f.running > 0; f.running-- {
 			<-f.results
 		}
+		if f.inserting > 0 {
+			<-f.insertDone
+		}
 	}()
 	window := uint64(f.m.cfg.BlocksPerRequest)
 	for {
-		if f.m.store.Root().Info.Round >= f.target.Round || f.m.store.BlockExists(f.target.ID) {
+		if f.inserting == 0 && (f.m.store.Root().Info.Round >= f.target.Round || f.m.store.BlockExists(f.target.ID)) {
 			return nil
 		}
 		for len(f.windows) < f.m.cfg.ForwardWindows && f.next <= f.target.Round {
@@ -138,27 +148,38 @@ func (f *forward) run(ctx context.Context) error {
 		if len(f.windows) == 0 {
 			return nil // all inserted: the walk adds what the windows lacked
 		}
-		inserted, err := f.insertReady(ctx)
-		if err != nil {
-			return err
+		if f.inserting == 0 {
+			changed, err := f.insertReady(ctx)
+			if err != nil {
+				return err
+			}
+			if changed && f.inserting == 0 {
+				continue
+			}
 		}
-		if inserted {
-			continue
-		}
-		for _, w := range f.windows {
+		for _, w := range f.windows[f.inserting:] {
 			if !w.done && !w.inFlight {
 				if err := f.launch(ctx, w); err != nil {
 					return err
 				}
 			}
 		}
-		if f.running == 0 {
+		if f.running == 0 && f.inserting == 0 {
 			return fmt.Errorf("%w: forward fetch from round %d", ErrAllPeersFailed, f.windows[0].cursor)
 		}
 		select {
 		case r := <-f.results:
 			f.running--
 			f.handle(r)
+		case err := <-f.insertDone:
+			n := f.inserting
+			f.inserting = 0
+			if err != nil {
+				return err
+			}
+			f.m.stats.forwardWindows.Add(uint64(n))
+			clear(f.windows[:n])
+			f.windows = f.windows[n:]
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return fmt.Errorf("%w: forward fetch from round %d", ErrRoundDeadlineReached, f.windows[0].cursor)
@@ -332,11 +353,12 @@ func (f *forward) restart(w *fwdWindow, p peer.ID) {
 	w.failed[p] = true
 }
 
-// insertReady inserts the first window if it is complete, with the
-// complete windows that follow and link to it, up to maxInsertBatch
-// blocks. A first window that does not follow the local chain gets the gap
-// filled by the walk; if it still does not link it is asked again of
-// another peer. It reports whether the windows changed.
+// insertReady starts inserting the first window if it is complete, with
+// the complete windows that follow and link to it, up to maxInsertBatch
+// blocks; the insert reports on f.insertDone. A first window that does not
+// follow the local chain gets the gap filled by the walk first; if it still
+// does not link it is asked again of another peer. It reports whether the
+// windows changed. No insert may be in progress.
 func (f *forward) insertReady(ctx context.Context) (bool, error) {
 	head := f.windows[0]
 	if !head.done {
@@ -380,12 +402,8 @@ func (f *forward) insertReady(ctx context.Context) (bool, error) {
 		}
 		next = append(next, blocks...)
 	}
-	if err := f.insert(ctx, batch, next); err != nil {
-		return false, err
-	}
-	f.m.stats.forwardWindows.Add(uint64(n))
-	clear(f.windows[:n])
-	f.windows = f.windows[n:]
+	f.inserting = n
+	go func() { f.insertDone <- f.insert(ctx, batch, next) }()
 	return true, nil
 }
 

@@ -42,8 +42,8 @@ type saveEvent struct {
 // archives counts as saved by an event of its own, ordered with the rest.
 type recorder struct {
 	*memPersister
-	mu     sync.Mutex
-	events []saveEvent
+	mu       sync.Mutex
+	events   []saveEvent
 	saves    map[chain.Hash]int // times each block was saved in the tree
 	archives map[chain.Hash]int // times each block was archived
 }
