@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/blockstore"
 	"github.com/p2pnode/p2pnode/chain/chaintest"
 	"github.com/p2pnode/p2pnode/syncer"
 	"github.com/p2pnode/p2pnode/syncer/syncertest"
@@ -64,98 +66,117 @@ func (c *benchChain) syncInfo(gap int) *chain.SyncInfo {
 	return &chain.SyncInfo{HighestCommitCert: qc, HighestQC: qc}
 }
 
-// net returns a network where every validator serves the whole chain after
-// latency.
-func (c *benchChain) net(latency time.Duration) *syncertest.Net {
+// net returns a network where every validator serves, after latency, the
+// whole chain by id and the committed part of it by round.
+func (c *benchChain) net(b *testing.B, latency time.Duration) *syncertest.Net {
 	src := syncer.BlockSourceFunc(func(id chain.Hash) (*chain.Block, bool) {
 		b, ok := c.byID[id]
 		return b, ok
 	})
+	server := getCommitted(b, benchBlocks)
 	n := syncertest.NewNet()
 	for _, s := range c.v.Signers {
-		n.Add(s.ID(), &syncertest.Peer{Blocks: src, Latency: latency})
+		n.Add(s.ID(), &syncertest.Peer{Blocks: src, Ledger: server.ledger, Latency: latency})
 	}
 	return n
 }
 
-// BenchmarkCatchUp measures block catch-up: a fresh in-memory node syncs to
-// a peer ahead by a gap of blocks (fetched, verified, executed, committed),
+// BenchmarkCatchUp measures block catch-up: a fresh node syncs to a peer
+// ahead by a gap of blocks (fetched, verified, executed, committed),
 // fast-forward disabled so that every block takes the block path. The seed
-// mode is SeedConfig (one block per request, one peer at a time) and catches
-// up benchSeedGap blocks; the full mode is DefaultConfig and catches up
-// benchBlocks blocks.
+// mode is SeedConfig (one block per request, one peer at a time, each block
+// persisted as it is inserted) and catches up benchSeedGap blocks; the full
+// mode is DefaultConfig and catches up benchBlocks blocks. The node stores
+// on disk (bbolt, fsync on, as a node runs) or in memory (the ledger's
+// MemStorage and blockstore.MemPersister: no I/O at all).
 func BenchmarkCatchUp(b *testing.B) {
 	c := getBenchChain()
-	for _, mode := range []struct {
-		name string
-		cfg  syncer.Config
-		gap  int
-	}{
-		{"seed", syncer.SeedConfig(), benchSeedGap},
-		{"full", syncer.DefaultConfig(), benchBlocks},
-	} {
-		for _, latency := range []time.Duration{0, time.Millisecond} {
-			b.Run(fmt.Sprintf("mode=%s/latency=%v", mode.name, latency), func(b *testing.B) {
-				net := c.net(latency)
-				si := c.syncInfo(mode.gap)
-				cfg := mode.cfg
-				cfg.FastForwardRounds = 1 << 40
-				cfg.Logger = slog.New(slog.DiscardHandler)
-				var took time.Duration
-				for b.Loop() {
-					b.StopTimer()
-					client := newNode(b, c.v)
-					m, err := syncer.New(client.store, net, c.v.Verifier, "client", cfg)
-					if err != nil {
-						b.Fatal(err)
+	for _, store := range []string{"disk", "mem"} {
+		for _, mode := range []struct {
+			name string
+			cfg  syncer.Config
+			gap  int
+		}{
+			{"seed", syncer.SeedConfig(), benchSeedGap},
+			{"full", syncer.DefaultConfig(), benchBlocks},
+		} {
+			for _, latency := range []time.Duration{0, time.Millisecond} {
+				b.Run(fmt.Sprintf("store=%s/mode=%s/latency=%v", store, mode.name, latency), func(b *testing.B) {
+					net := c.net(b, latency)
+					si := c.syncInfo(mode.gap)
+					cfg := mode.cfg
+					cfg.FastForwardRounds = 1 << 40
+					cfg.Logger = slog.New(slog.DiscardHandler)
+					var took time.Duration
+					for b.Loop() {
+						b.StopTimer()
+						client := newBenchNode(b, c.v, store)
+						m, err := syncer.New(client, net, c.v.Verifier, "client", cfg)
+						if err != nil {
+							b.Fatal(err)
+						}
+						ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+						b.StartTimer()
+						start := time.Now()
+						err = m.SyncTo(ctx, si, c.v.Signers[0].ID())
+						took += time.Since(start)
+						cancel()
+						if err != nil {
+							b.Fatal(err)
+						}
+						if got := client.HighestQC(); got.CertifiedBlock() != si.HighestQC.CertifiedBlock() {
+							b.Fatalf("highest QC round %d, want %d", got.Round(), si.HighestQC.Round())
+						}
 					}
-					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-					b.StartTimer()
-					start := time.Now()
-					err = m.SyncTo(ctx, si, c.v.Signers[0].ID())
-					took += time.Since(start)
-					cancel()
-					if err != nil {
-						b.Fatal(err)
-					}
-					if got := client.store.HighestQC(); got.CertifiedBlock() != si.HighestQC.CertifiedBlock() {
-						b.Fatalf("highest QC round %d, want %d", got.Round(), si.HighestQC.Round())
-					}
-				}
-				b.ReportMetric(float64(mode.gap*b.N)/took.Seconds(), "blocks/s")
-			})
+					b.ReportMetric(float64(mode.gap*b.N)/took.Seconds(), "blocks/s")
+				})
+			}
 		}
 	}
 }
 
+// newBenchNode returns a block store at genesis, on disk in a temporary
+// directory or in memory.
+func newBenchNode(b *testing.B, v *chaintest.Validators, store string) *blockstore.Store {
+	if store == "mem" {
+		return newNode(b, v).store
+	}
+	o, err := blockstore.Open(filepath.Join(b.TempDir(), "store.db"), v.Genesis, blockstore.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { o.Disk.Close() })
+	return o.Blocks
+}
+
 var (
-	benchStateOnce sync.Once
-	benchStateVal  *node
+	committedMu    sync.Mutex
+	committedNodes = map[int]*node{}
 )
 
-// getBenchState returns a node whose ledger committed the first
-// benchStateBlocks blocks of the bench chain.
-func getBenchState(b *testing.B) *node {
+// getCommitted returns an in-memory node whose ledger committed the first
+// n blocks of the bench chain, built once per n.
+func getCommitted(b *testing.B, n int) *node {
+	committedMu.Lock()
+	defer committedMu.Unlock()
+	if nd := committedNodes[n]; nd != nil {
+		return nd
+	}
 	c := getBenchChain()
-	benchStateOnce.Do(func() {
-		n := newNode(b, c.v)
-		nodes := c.nodes[:benchStateBlocks]
-		for len(nodes) > 0 {
-			k := min(256, len(nodes))
-			if err := n.store.InsertChain(chaintest.Blocks(nodes[:k])); err != nil {
-				b.Fatal(err)
-			}
-			nodes = nodes[k:]
-		}
-		if err := n.store.InsertQC(c.nodes[benchStateBlocks-1].QC); err != nil {
+	nd := newNode(b, c.v)
+	nodes := c.nodes[:n]
+	for len(nodes) > 0 {
+		k := min(256, len(nodes))
+		if err := nd.store.InsertChain(chaintest.Blocks(nodes[:k])); err != nil {
 			b.Fatal(err)
 		}
-		benchStateVal = n
-	})
-	if benchStateVal == nil {
-		b.Fatal("bench state not built")
+		nodes = nodes[k:]
 	}
-	return benchStateVal
+	if err := nd.store.InsertQC(c.nodes[n-1].QC); err != nil {
+		b.Fatal(err)
+	}
+	committedNodes[n] = nd
+	return nd
 }
 
 // BenchmarkStateSync measures state sync: a fresh in-memory node
@@ -164,7 +185,7 @@ func getBenchState(b *testing.B) *node {
 // chunks in flight and with one chunk at a time.
 func BenchmarkStateSync(b *testing.B) {
 	c := getBenchChain()
-	server := getBenchState(b)
+	server := getCommitted(b, benchStateBlocks)
 	si := server.store.SyncInfo(nil)
 	n := syncertest.NewNet()
 	for _, s := range c.v.Signers {
