@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -39,6 +40,7 @@ type fwdWindow struct {
 	peer     peer.ID        // the peer that sent the last blocks
 	inFlight bool
 	done     bool
+	queued   bool             // sent to the executor
 	failed   map[peer.ID]bool // peers not to ask again for this window
 	empties  int              // empty answers received
 	attempts int
@@ -74,6 +76,9 @@ type forward struct {
 	// progress holds (0: none); the insert reports on insertDone.
 	inserting  int
 	insertDone chan error
+	// toExecute takes complete windows, in round order, to execute ahead
+	// of their insert (see [forward.execute]).
+	toExecute chan []*chain.Block
 }
 
 // forwardSync fetches and inserts the committed chain from the root up to
@@ -102,6 +107,7 @@ func (m *Manager) forwardSync(ctx context.Context, commitCert *chain.QuorumCert,
 		next:       root.Round + 1,
 		results:    make(chan fwdResult, m.cfg.ForwardWindows),
 		insertDone: make(chan error, 1),
+		toExecute:  make(chan []*chain.Block, m.cfg.ForwardWindows),
 	}
 	began := time.Now()
 	err := f.run(ctx)
@@ -123,6 +129,8 @@ func (m *Manager) forwardSync(ctx context.Context, commitCert *chain.QuorumCert,
 // writes. Every request and insert has ended when it returns.
 func (f *forward) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
+	var executor sync.WaitGroup
+	executor.Go(func() { f.execute(ctx) })
 	defer func() {
 		cancel()
 		for ; f.running > 0; f.running-- {
@@ -131,6 +139,8 @@ func (f *forward) run(ctx context.Context) error {
 		if f.inserting > 0 {
 			<-f.insertDone
 		}
+		close(f.toExecute)
+		executor.Wait()
 	}()
 	window := uint64(f.m.cfg.BlocksPerRequest)
 	for {
@@ -171,6 +181,7 @@ func (f *forward) run(ctx context.Context) error {
 		case r := <-f.results:
 			f.running--
 			f.handle(r)
+			f.feed()
 		case err := <-f.insertDone:
 			n := f.inserting
 			f.inserting = 0
@@ -180,6 +191,7 @@ func (f *forward) run(ctx context.Context) error {
 			f.m.stats.forwardWindows.Add(uint64(n))
 			clear(f.windows[:n])
 			f.windows = f.windows[n:]
+			f.feed()
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return fmt.Errorf("%w: forward fetch from round %d", ErrRoundDeadlineReached, f.windows[0].cursor)
@@ -349,7 +361,7 @@ func (f *forward) handle(r fwdResult) {
 
 // restart drops what w holds and asks it again of a peer other than p.
 func (f *forward) restart(w *fwdWindow, p peer.ID) {
-	w.blocks, w.cursor, w.done, w.empties = nil, w.from, false, 0
+	w.blocks, w.cursor, w.done, w.empties, w.queued = nil, w.from, false, 0, false
 	w.failed[p] = true
 }
 
@@ -392,18 +404,8 @@ func (f *forward) insertReady(ctx context.Context) (bool, error) {
 		}
 		batch = append(batch, next...)
 	}
-	// The windows after the batch that are verified and follow it are
-	// executed while the batch commits.
-	var next []*chain.Block
-	for k := n; k < len(f.windows) && f.windows[k].done && len(next) < maxInsertBatch; k++ {
-		blocks := f.windows[k].blocks
-		if len(blocks) == 0 || len(batch) == 0 || blocks[0].ParentID() != lastID(batch, next) {
-			break
-		}
-		next = append(next, blocks...)
-	}
 	f.inserting = n
-	go func() { f.insertDone <- f.insert(ctx, batch, next) }()
+	go func() { f.insertDone <- f.insert(ctx, batch) }()
 	return true, nil
 }
 
@@ -417,30 +419,65 @@ func (f *forward) unknown(blocks []*chain.Block) []*chain.Block {
 	return blocks
 }
 
-// lastID returns the id of the last block of next, or of batch if next is
-// empty.
-func lastID(batch, next []*chain.Block) chain.Hash {
-	if len(next) > 0 {
-		return next[len(next)-1].ID
-	}
-	return batch[len(batch)-1].ID
-}
-
-// insert locks the blocks and next, newest first as the walk does (so that
-// two syncs never wait for each other in a cycle, nor execute the same
-// block), and inserts those of blocks still unknown, executing next ahead
-// (see [Manager.insert]).
-func (f *forward) insert(ctx context.Context, blocks, next []*chain.Block) error {
+// insert locks the blocks, newest first as the walk does (so that two
+// syncs never wait for each other in a cycle), and inserts those still
+// unknown.
+func (f *forward) insert(ctx context.Context, blocks []*chain.Block) error {
 	if len(blocks) == 0 {
 		return nil
 	}
 	locks := f.m.locks.newSet()
 	defer locks.releaseAll()
-	all := append(slices.Clip(blocks), next...)
-	for i := len(all) - 1; i >= 0; i-- {
-		if err := locks.lock(ctx, all[i].ID); err != nil {
+	for i := len(blocks) - 1; i >= 0; i-- {
+		if err := locks.lock(ctx, blocks[i].ID); err != nil {
 			return err
 		}
 	}
-	return f.m.insert(f.unknown(blocks), next)
+	return f.m.insert(f.unknown(blocks))
+}
+
+// feed sends the executor the complete windows not sent yet that follow,
+// from the head, only complete windows; a full executor gets them at a
+// later call.
+func (f *forward) feed() {
+	for _, w := range f.windows {
+		if !w.done {
+			return
+		}
+		if w.queued {
+			continue
+		}
+		select {
+		case f.toExecute <- w.blocks:
+			w.queued = true
+		default:
+			return
+		}
+	}
+}
+
+// execute runs for the length of a forward fetch, on a goroutine of its
+// own: it executes the windows feed sends, in round order, under their
+// block locks (so that no block is executed by two syncs), ahead of their
+// insert, which then finds the results ready; so execution overlaps
+// fetching, verification and the store's writes. A block that cannot be
+// executed yet (a window that does not follow) is left to the insert, which
+// executes what is missing and reports errors.
+func (f *forward) execute(ctx context.Context) {
+	l := f.m.store.Ledger()
+	for blocks := range f.toExecute {
+		locks := f.m.locks.newSet()
+		locked := true
+		for i := len(blocks) - 1; i >= 0 && locked; i-- {
+			locked = locks.lock(ctx, blocks[i].ID) == nil
+		}
+		if locked {
+			for _, b := range f.unknown(blocks) {
+				if _, err := l.Execute(b); err != nil {
+					break
+				}
+			}
+		}
+		locks.releaseAll()
+	}
 }

@@ -176,7 +176,7 @@ func (m *Manager) fetchQuorumCert(ctx context.Context, qc chain.QuorumCert, pref
 		next = pending[len(pending)-1].QC()
 	}
 	slices.Reverse(pending)
-	if err := m.insert(pending, nil); err != nil {
+	if err := m.insert(pending); err != nil {
 		return err
 	}
 	return m.store.InsertQC(qc)
@@ -189,12 +189,10 @@ func (m *Manager) fetchQuorumCert(ctx context.Context, qc chain.QuorumCert, pref
 // In batches, the next batch is executed on another goroutine while the
 // store persists and commits the current one: the ledger keeps each
 // block's execution result until it commits or drops the block, so
-// InsertChain finds the results ready. After the last batch, the first
-// blocks of next, the children of pending's last block that a later insert
-// will bring, are so executed ahead. A failed execution ahead is simply
+// InsertChain finds the results ready. A failed execution ahead is simply
 // done again by InsertChain, which reports the error; results left over
 // by a failed insert are dropped by the ledger's next commit past them.
-func (m *Manager) insert(pending, next []*chain.Block) error {
+func (m *Manager) insert(pending []*chain.Block) error {
 	if m.cfg.BlocksPerRequest == 1 {
 		for _, b := range pending {
 			if b.Round() <= m.store.Root().Info.Round {
@@ -222,11 +220,7 @@ func (m *Manager) insert(pending, next []*chain.Block) error {
 		n := min(batch, len(pending))
 		execute(pending[:n]) // done ahead but for the first batch: lookups only
 		var ahead sync.WaitGroup
-		rest := pending[n:]
-		if len(rest) == 0 {
-			rest = next
-		}
-		if len(rest) > 0 {
+		if rest := pending[n:]; len(rest) > 0 {
 			ahead.Go(func() { execute(rest[:min(batch, len(rest))]) })
 		}
 		err := m.store.InsertChain(pending[:n])
