@@ -60,12 +60,15 @@ func IsSoft(err error) bool {
 }
 
 // Verifier checks values against one chain's genesis and validator set. It
-// is immutable and safe for concurrent use.
+// is safe for concurrent use. Its only state is a bounded memory of the
+// quorum certificates that verified, so that each is verified once (see
+// [Verifier.VerifyQC]).
 type Verifier struct {
 	vs          *ValidatorSet
 	genesisID   Hash
 	genesisQC   QuorumCert
 	genesisQCLI Hash
+	known       *verifiedQCs
 }
 
 // NewVerifier returns a verifier for the chain g defines.
@@ -79,6 +82,7 @@ func NewVerifier(g *Genesis) (*Verifier, error) {
 		genesisID:   g.Block().ID,
 		genesisQC:   qc,
 		genesisQCLI: qc.SignedLedgerInfo.LedgerInfo.Hash(),
+		known:       newVerifiedQCs(),
 	}, nil
 }
 
@@ -156,10 +160,23 @@ func checkPayload(p [][]byte) error {
 // VerifyBlock checks b completely: well-formed (see [Block.CheckWellFormed]),
 // of this chain's epoch, signed by a validator, and carrying a valid QC. A
 // genesis block verifies only if it is this chain's genesis.
+//
+// Its QC is remembered, or found, as [Verifier.VerifyQC] does.
 func (v *Verifier) VerifyBlock(b *Block) error {
-	return v.batched(1+len(b.Data.QuorumCert.SignedLedgerInfo.Signatures), func(batch *sigBatch) error {
-		return v.checkBlock(b, batch)
+	qc := &b.Data.QuorumCert
+	var d Hash
+	known := false
+	if !b.IsGenesis() && qc.Round() > 0 {
+		d = qcDigest(qc)
+		known = v.known.has(d)
+	}
+	err := v.batched(1+len(qc.SignedLedgerInfo.Signatures), func(batch *sigBatch) error {
+		return v.checkBlock(b, batch, known)
 	})
+	if err == nil && !known && d != (Hash{}) {
+		v.known.add(d)
+	}
+	return err
 }
 
 // VerifyBlocks checks blocks as [Verifier.VerifyBlock] checks each of them,
@@ -171,7 +188,7 @@ func (v *Verifier) VerifyBlocks(blocks []*Block) (int, error) {
 	batch := newSigBatch(len(blocks) * (1 + len(v.vs.vals)))
 	bad, err := -1, error(nil)
 	for i, b := range blocks {
-		if err = v.checkBlock(b, batch); err != nil {
+		if err = v.checkBlock(b, batch, false); err != nil {
 			bad = i
 			break
 		}
@@ -182,7 +199,7 @@ func (v *Verifier) VerifyBlocks(blocks []*Block) (int, error) {
 	// Some queued signature is bad: check the blocks before the first
 	// failure one signature at a time to find it.
 	for i, b := range blocks {
-		if err := v.checkBlock(b, nil); err != nil || i == bad {
+		if err := v.checkBlock(b, nil, false); err != nil || i == bad {
 			return i, err
 		}
 	}
@@ -216,8 +233,8 @@ func (v *Verifier) checkSig(batch *sigBatch, i int, h Hash, sig []byte, failure 
 }
 
 // checkBlock is VerifyBlock with its signature checks done through
-// checkSig.
-func (v *Verifier) checkBlock(b *Block, batch *sigBatch) error {
+// checkSig; qcKnown skips the checks of a QC that verified before.
+func (v *Verifier) checkBlock(b *Block, batch *sigBatch, qcKnown bool) error {
 	if err := b.CheckWellFormed(); err != nil {
 		return err
 	}
@@ -238,6 +255,9 @@ func (v *Verifier) checkBlock(b *Block, batch *sigBatch) error {
 		return fail(ErrBadSignature, "block %s by %s", b.ID.Short(), b.Data.Author)
 	}); err != nil {
 		return err
+	}
+	if qcKnown {
+		return nil
 	}
 	return v.checkQC(&b.Data.QuorumCert, batch)
 }
@@ -265,11 +285,24 @@ func (v *Verifier) checkEpoch(epoch uint64) error {
 // VerifyQC checks a quorum certificate: its vote data and ledger info agree,
 // its rounds and commit info are consistent, and more than two thirds of the
 // voting power signed it. The genesis QC verifies only if it is exactly this
-// chain's.
+// chain's. A QC identical to one that verified recently (by VerifyQC or
+// [Verifier.VerifyBlock]) is accepted without checking its signatures
+// again.
 func (v *Verifier) VerifyQC(qc *QuorumCert) error {
-	return v.batched(len(qc.SignedLedgerInfo.Signatures), func(batch *sigBatch) error {
+	if qc.Round() == 0 {
+		return v.checkQC(qc, nil)
+	}
+	d := qcDigest(qc)
+	if v.known.has(d) {
+		return nil
+	}
+	err := v.batched(len(qc.SignedLedgerInfo.Signatures), func(batch *sigBatch) error {
 		return v.checkQC(qc, batch)
 	})
+	if err == nil {
+		v.known.add(d)
+	}
+	return err
 }
 
 // checkQC is VerifyQC with its signature checks done through checkSig.
