@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/oasisprotocol/curve25519-voi/curve"
 	voied "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
@@ -40,8 +41,8 @@ type ValidatorSet struct {
 
 // NewValidatorSet validates vals and returns the set for epoch. Every id must
 // be an ed25519 libp2p identity (the key is embedded in the id) whose key
-// decodes to a curve point, ids must be distinct, powers positive and their
-// sum at most 2^60.
+// decodes to a curve point not of small order, ids must be distinct, powers
+// positive and their sum at most 2^60.
 func NewValidatorSet(epoch uint64, vals []Validator) (*ValidatorSet, error) {
 	if len(vals) == 0 {
 		return nil, errors.New("chain: validator set is empty")
@@ -96,7 +97,10 @@ func ed25519Key(id peer.ID) (ed25519.PublicKey, error) {
 
 // verifyingKey returns the ed25519 key embedded in id, decompressed for
 // repeated signature checks. A key that is no curve point is an error: no
-// signature could ever verify under it.
+// signature could ever verify under it. So is a point of small order: the
+// ZIP-215 rules accept signatures under such a key that anyone can make
+// (S = 0 with a small-order R verifies for every message), so it would
+// let anyone sign as that validator.
 func verifyingKey(id peer.ID) (*voied.ExpandedPublicKey, error) {
 	pub, err := ed25519Key(id)
 	if err != nil {
@@ -105,6 +109,15 @@ func verifyingKey(id peer.ID) (*voied.ExpandedPublicKey, error) {
 	key, err := voied.NewExpandedPublicKey(voied.PublicKey(pub))
 	if err != nil {
 		return nil, fmt.Errorf("chain: validator %s: %w", id, err)
+	}
+	var y curve.CompressedEdwardsY
+	copy(y[:], pub)
+	var p curve.EdwardsPoint
+	if _, err := p.SetCompressedY(&y); err != nil {
+		return nil, fmt.Errorf("chain: validator %s: %w", id, err)
+	}
+	if p.IsSmallOrder() {
+		return nil, fmt.Errorf("chain: validator %s: key is a point of small order", id)
 	}
 	return key, nil
 }
