@@ -53,9 +53,16 @@
 // wrote it last (a value is read from that transaction), kept as a small
 // log-structured merge tree: each commit adds one sorted run of its writes,
 // merged with the newest runs while they hold no more entries than the merge
-// so far. An entry is rewritten about log2(state/writes per commit) times,
-// sequentially, where a B-tree of keys would rewrite a random page per write;
-// a lookup searches that many runs, newest first.
+// so far and the result stays within 2^18 entries. An entry is rewritten at
+// most about log2(2^18/writes per commit) times, sequentially, where a B-tree
+// of keys would rewrite a random page per write; a run that reached the bound
+// is never merged again, so a commit's memory and work do not grow with the
+// state. A lookup searches every run, newest first.
+//
+// bbolt reads through a shared memory map of the file; the pages a
+// transaction reads stay resident in the process. The store releases them
+// (MADV_DONTNEED, on Linux) after every 64 MiB of pages written, from inside
+// a write transaction so that bbolt cannot remap the file meanwhile.
 //
 // # Transactions
 //
