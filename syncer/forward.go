@@ -29,8 +29,13 @@ import (
 // between them, drop a peer from a forward fetch.
 const maxPeerStrikes = 3
 
-// maxInsertBatch caps the blocks inserted in one InsertChain batch group.
-const maxInsertBatch = 256
+// maxInsertBatch and maxInsertBytes cap the blocks, and their payload
+// bytes, that one insert takes: the store holds a batch's transactions in
+// memory twice while it writes them.
+const (
+	maxInsertBatch = 256
+	maxInsertBytes = 8 << 20
+)
 
 // fwdWindow is the committed blocks of rounds [from, to).
 type fwdWindow struct {
@@ -367,7 +372,7 @@ func (f *forward) restart(w *fwdWindow, p peer.ID) {
 
 // insertReady starts inserting the first window if it is complete, with
 // the complete windows that follow and link to it, up to maxInsertBatch
-// blocks; the insert reports on f.insertDone. A first window that does not
+// blocks or maxInsertBytes of payload; the insert reports on f.insertDone. A first window that does not
 // follow the local chain gets the gap filled by the walk first; if it still
 // does not link it is asked again of another peer. It reports whether the
 // windows changed. No insert may be in progress.
@@ -393,9 +398,11 @@ func (f *forward) insertReady(ctx context.Context) (bool, error) {
 		}
 	}
 	batch := slices.Clip(blocks)
+	size := payloadSize(batch)
 	n := 1
-	for ; n < len(f.windows) && f.windows[n].done && len(batch) < maxInsertBatch; n++ {
+	for ; n < len(f.windows) && f.windows[n].done && len(batch) < maxInsertBatch && size < maxInsertBytes; n++ {
 		next := f.windows[n].blocks
+		size += payloadSize(next)
 		if len(next) > 0 && len(batch) > 0 && next[0].ParentID() != batch[len(batch)-1].ID {
 			break
 		}
@@ -434,6 +441,15 @@ func (f *forward) insert(ctx context.Context, blocks []*chain.Block) error {
 		}
 	}
 	return f.m.insert(f.unknown(blocks))
+}
+
+// payloadSize returns the payload bytes of blocks.
+func payloadSize(blocks []*chain.Block) int {
+	n := 0
+	for _, b := range blocks {
+		n += b.PayloadSize()
+	}
+	return n
 }
 
 // feed sends the executor the complete windows not sent yet that follow,
