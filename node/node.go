@@ -96,6 +96,9 @@ func New(cfg Config) (n *Node, err error) {
 	n.opened, err = blockstore.Open(filepath.Join(cfg.Home, StoreFile), cfg.Genesis, blockstore.Config{
 		Logger:   log.With("logger", "p2pnode/store"),
 		OnCommit: n.onCommit,
+		// A new highest QC is news for peers even without a commit (after a
+		// timeout, say): announce it at once, not at the next tick.
+		OnQC: func(chain.QuorumCert) { n.signalChanged() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node: open store: %w", err)

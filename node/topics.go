@@ -69,8 +69,8 @@ func (n *Node) onConsensus(m *protocol.ConsensusMsg, from peer.ID) {
 	}
 }
 
-// announce publishes the node's SyncInfo when it changes (a commit, a
-// finished sync) and every SyncInfoInterval, until ctx ends.
+// announce publishes the node's SyncInfo when it changes (a new highest
+// QC, a commit, a finished sync) and every SyncInfoInterval, until ctx ends.
 func (n *Node) announce(ctx context.Context, g *gossip) {
 	t := time.NewTicker(n.cfg.SyncInfoInterval)
 	defer t.Stop()

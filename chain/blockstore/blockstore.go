@@ -24,12 +24,17 @@ type Persister interface {
 // the store locked and must not call back into it.
 type CommitFunc func(committed []*chain.Block, commitCert chain.QuorumCert)
 
+// QCFunc is told about every new highest QC. It runs with the store locked
+// and must not call back into it.
+type QCFunc func(highest chain.QuorumCert)
+
 // Store is the block store. See the package documentation.
 type Store struct {
 	ledger   *ledger.Ledger
 	persist  Persister
 	log      *slog.Logger
 	onCommit CommitFunc
+	onQC     QCFunc
 
 	mu   sync.Mutex
 	tree *blocktree.Tree
@@ -41,6 +46,9 @@ type Config struct {
 	Logger *slog.Logger
 	// OnCommit, if set, is called after every commit.
 	OnCommit CommitFunc
+	// OnQC, if set, is called when an insert raises the highest QC, after
+	// the commit it may bring.
+	OnQC QCFunc
 }
 
 // New builds the block store from what storage recovered: the root (which
@@ -61,7 +69,7 @@ func New(l *ledger.Ledger, p Persister, root blocktree.Root, blocks []*chain.Blo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{ledger: l, persist: p, log: log, onCommit: cfg.OnCommit, tree: tree}
+	s := &Store{ledger: l, persist: p, log: log, onCommit: cfg.OnCommit, onQC: cfg.OnQC, tree: tree}
 	blocks = slices.Clone(blocks)
 	slices.SortFunc(blocks, func(a, b *chain.Block) int { return compareRound(a.Round(), b.Round()) })
 	for _, b := range blocks {
@@ -233,10 +241,20 @@ func (s *Store) InsertQC(qc chain.QuorumCert) error {
 	if err := s.persist.SaveTree(nil, []chain.QuorumCert{qc}); err != nil {
 		return fmt.Errorf("blockstore: persist QC of %s: %w", id.Short(), err)
 	}
+	before := s.tree.HighestQC()
+	defer s.notifyQC(before.Round())
 	if err := s.tree.InsertQC(qc); err != nil {
 		return fmt.Errorf("blockstore: insert QC of %s: %w", id.Short(), err)
 	}
 	return s.commitLocked(qc)
+}
+
+// notifyQC calls the OnQC hook if the highest QC is now above round. The
+// store must be locked.
+func (s *Store) notifyQC(round uint64) {
+	if hqc := s.tree.HighestQC(); s.onQC != nil && hqc.Round() > round {
+		s.onQC(hqc)
+	}
 }
 
 // InsertChain inserts blocks, oldest first, each the child of the one
@@ -296,6 +314,8 @@ func (s *Store) InsertChain(blocks []*chain.Block) error {
 	if err := s.persist.SaveTree(blocks[from:], saveQCs); err != nil {
 		return fmt.Errorf("blockstore: persist chain at %s: %w", blocks[from].ID.Short(), err)
 	}
+	before := s.tree.HighestQC()
+	defer s.notifyQC(before.Round())
 	for i, b := range blocks {
 		if err := s.tree.InsertQC(qcs[i]); err != nil {
 			return fmt.Errorf("blockstore: insert QC of %s: %w", qcs[i].CertifiedBlock().ID.Short(), err)

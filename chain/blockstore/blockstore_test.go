@@ -40,6 +40,7 @@ type fixture struct {
 	p       *memPersister
 	s       *blockstore.Store
 	commits [][]chain.Hash
+	qcs     []uint64 // rounds the OnQC hook was told about
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -56,7 +57,7 @@ func newFixture(t *testing.T) *fixture {
 			ids = append(ids, b.ID)
 		}
 		f.commits = append(f.commits, ids)
-	}}
+	}, OnQC: func(qc chain.QuorumCert) { f.qcs = append(f.qcs, qc.Round()) }}
 	if f.s, err = blockstore.New(f.l, f.p, genesisRoot(f.v), nil, nil, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -266,5 +267,30 @@ func TestOpenAfterStopBeforeCommit(t *testing.T) {
 		if blk.ID != nodes[k+i].Block.ID {
 			t.Fatalf("sync target block %d is round %d, want %d", i, blk.Round(), nodes[k+i].Block.Round())
 		}
+	}
+}
+
+// TestOnQC: the hook hears of each rise of the highest QC, once per insert,
+// and not of a QC that raises nothing.
+func TestOnQC(t *testing.T) {
+	f := newFixture(t)
+	nodes := f.b.Extend(f.b.Genesis(), 10)
+	for _, n := range nodes[:3] {
+		if _, err := f.s.ExecuteAndInsertBlock(n.Block); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.s.InsertQC(n.QC); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.s.InsertQC(nodes[1].QC); err != nil { // known, lower
+		t.Fatal(err)
+	}
+	if err := f.s.InsertChain(chaintest.Blocks(nodes[3:])); err != nil {
+		t.Fatal(err)
+	}
+	// Block 10's QC certifies block 9: InsertChain raised it to round 9.
+	if want := []uint64{1, 2, 3, 9}; !slices.Equal(f.qcs, want) {
+		t.Fatalf("OnQC heard rounds %v, want %v", f.qcs, want)
 	}
 }
