@@ -19,6 +19,22 @@ type Persister interface {
 	PruneTree(ids []chain.Hash) error
 }
 
+// TreeCommitter is a Persister that is also the ledger's storage and can
+// write, in one atomic transaction, what SaveTree(blocks, qcs), the
+// ledger's commit of b, and PruneTree(prune) write. *store.Store
+// implements it. A block store whose persister is its ledger's storage and
+// a TreeCommitter inserts a chain of blocks and the commit it brings with
+// one durable write.
+type TreeCommitter interface {
+	CommitTree(b *ledger.Batch, blocks []*chain.Block, qcs []chain.QuorumCert, prune []chain.Hash) error
+}
+
+// treeWrite is what an insert still has to save in the tree's storage.
+type treeWrite struct {
+	blocks []*chain.Block
+	qcs    []chain.QuorumCert
+}
+
 // CommitFunc is told about every commit: the newly committed blocks, oldest
 // first, and the commit cert that committed the last of them. It runs with
 // the store locked and must not call back into it.
@@ -35,6 +51,9 @@ type Store struct {
 	log      *slog.Logger
 	onCommit CommitFunc
 	onQC     QCFunc
+	// committer is persist as a TreeCommitter, if it is one and the
+	// ledger's storage; nil otherwise.
+	committer TreeCommitter
 
 	mu   sync.Mutex
 	tree *blocktree.Tree
@@ -70,6 +89,9 @@ func New(l *ledger.Ledger, p Persister, root blocktree.Root, blocks []*chain.Blo
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{ledger: l, persist: p, log: log, onCommit: cfg.OnCommit, onQC: cfg.OnQC, tree: tree}
+	if tc, ok := p.(TreeCommitter); ok && any(l.Storage()) == any(p) {
+		s.committer = tc
+	}
 	blocks = slices.Clone(blocks)
 	slices.SortFunc(blocks, func(a, b *chain.Block) int { return compareRound(a.Round(), b.Round()) })
 	for _, b := range blocks {
@@ -88,7 +110,7 @@ func New(l *ledger.Ledger, p Persister, root blocktree.Root, blocks []*chain.Blo
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.commitLocked(s.tree.HighestCommitCert()); err != nil {
+	if err := s.commitLocked(s.tree.HighestCommitCert(), nil); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -246,7 +268,7 @@ func (s *Store) InsertQC(qc chain.QuorumCert) error {
 	if err := s.tree.InsertQC(qc); err != nil {
 		return fmt.Errorf("blockstore: insert QC of %s: %w", id.Short(), err)
 	}
-	return s.commitLocked(qc)
+	return s.commitLocked(qc, nil)
 }
 
 // notifyQC calls the OnQC hook if the highest QC is now above round. The
@@ -300,19 +322,24 @@ func (s *Store) InsertChain(blocks []*chain.Block) error {
 	// Blocks this insert commits go to the ledger's archive with the commit
 	// itself, so the tree's storage needs only the new root and what
 	// follows it, with the QCs certifying them: its 3-chain among them,
-	// which recovery needs to find the root. Saving them first keeps the
-	// root recoverable if the process stops between the two writes; it
-	// then resumes from the persisted 3-chain (see [Opened.SyncTarget]).
+	// which recovery needs to find the root. With a TreeCommitter, they are
+	// written in the commit's transaction. Otherwise they are saved first,
+	// which keeps the root recoverable if the process stops between the
+	// two writes: it then resumes from the persisted 3-chain (see
+	// [Opened.SyncTarget]).
 	from := 0
 	if k := slices.IndexFunc(blocks, func(b *chain.Block) bool { return b.ID == best.CommitInfo().ID }); k > 0 {
 		from = k
 	}
-	saveQCs := qcs
+	pending := &treeWrite{blocks: blocks[from:], qcs: qcs}
 	if from > 0 {
-		saveQCs = qcs[from+1:] // qcs[from] certifies a block that is not saved
+		pending.qcs = qcs[from+1:] // qcs[from] certifies a block that is not saved
 	}
-	if err := s.persist.SaveTree(blocks[from:], saveQCs); err != nil {
-		return fmt.Errorf("blockstore: persist chain at %s: %w", blocks[from].ID.Short(), err)
+	if c := best.CommitInfo(); s.committer == nil || c.IsEmpty() || c.Round <= s.tree.Root().Info.Round {
+		if err := s.savePending(pending); err != nil {
+			return err
+		}
+		pending = nil
 	}
 	before := s.tree.HighestQC()
 	defer s.notifyQC(before.Round())
@@ -324,23 +351,50 @@ func (s *Store) InsertChain(blocks []*chain.Block) error {
 			return fmt.Errorf("blockstore: insert %s: %w", b.ID.Short(), err)
 		}
 	}
-	return s.commitLocked(best)
+	return s.commitLocked(best, pending)
+}
+
+// savePending saves what an insert has to save in the tree's storage; nil
+// is nothing.
+func (s *Store) savePending(w *treeWrite) error {
+	if w == nil || len(w.blocks)+len(w.qcs) == 0 {
+		return nil
+	}
+	if err := s.persist.SaveTree(w.blocks, w.qcs); err != nil {
+		return fmt.Errorf("blockstore: persist chain at %s: %w", w.blocks[0].ID.Short(), err)
+	}
+	return nil
 }
 
 // commitLocked commits the block qc commits, if it is past the root and in
 // the tree: the ledger commits the path (durably), then the tree is pruned
-// and the pruned forks are deleted from storage and from the ledger.
-func (s *Store) commitLocked(qc chain.QuorumCert) error {
+// and the pruned forks are deleted from storage and from the ledger. What
+// pending holds (nil: nothing) is saved in the tree's storage: with the
+// commit, in one transaction of the TreeCommitter that also forgets the old
+// root and the archived blocks; or first, if no commit follows.
+func (s *Store) commitLocked(qc chain.QuorumCert, pending *treeWrite) error {
 	c := qc.CommitInfo()
 	root := s.tree.Root()
 	if c.IsEmpty() || c.Round <= root.Info.Round || !s.tree.Exists(c.ID) {
-		return nil
+		return s.savePending(pending)
 	}
 	path, err := s.tree.BlocksToCommit(c.ID)
 	if err != nil {
 		return fmt.Errorf("blockstore: commit %s: %w", c.ID.Short(), err)
 	}
-	if err := s.ledger.Commit(path, &qc.SignedLedgerInfo); err != nil {
+	var gone []chain.Hash // deleted from the tree's storage with the commit
+	if pending == nil {
+		err = s.ledger.Commit(path, &qc.SignedLedgerInfo)
+	} else {
+		gone = append(make([]chain.Hash, 0, len(path)), root.Info.ID)
+		for _, b := range path[:len(path)-1] {
+			gone = append(gone, b.ID)
+		}
+		err = s.ledger.CommitWith(path, &qc.SignedLedgerInfo, func(b *ledger.Batch) error {
+			return s.committer.CommitTree(b, pending.blocks, pending.qcs, gone)
+		})
+	}
+	if err != nil {
 		return fmt.Errorf("blockstore: commit %s: %w", c.ID.Short(), err)
 	}
 	removed, err := s.tree.Prune(c.ID, qc)
@@ -350,6 +404,13 @@ func (s *Store) commitLocked(qc chain.QuorumCert) error {
 	// The committed blocks are in the ledger's archive now; the forks are
 	// dead. Neither belongs to the tree any more.
 	s.ledger.Forget(removed...)
+	if len(gone) > 0 {
+		deleted := make(map[chain.Hash]bool, len(gone))
+		for _, id := range gone {
+			deleted[id] = true
+		}
+		removed = slices.DeleteFunc(removed, func(id chain.Hash) bool { return deleted[id] })
+	}
 	if len(removed) > 0 {
 		if err := s.persist.PruneTree(removed); err != nil {
 			// The commit stands; stale blocks are found and pruned at the

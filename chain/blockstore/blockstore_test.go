@@ -225,10 +225,12 @@ func TestOpenReopen(t *testing.T) {
 	}
 }
 
-// TestOpenAfterStopBeforeCommit: InsertChain saves the new root and its
-// descendants in the tree before the commit that archives their ancestors.
-// A process that stops between the two writes finds, on restart, the
-// persisted 3-chain as a sync target, which the syncer fast-forwards to.
+// TestOpenAfterStopBeforeCommit: over a persister that cannot write the
+// tree and the commit in one transaction, InsertChain saves the new root
+// and its descendants in the tree before the commit that archives their
+// ancestors. A process that stops between the two writes finds, on
+// restart, the persisted 3-chain as a sync target, which the syncer
+// fast-forwards to.
 func TestOpenAfterStopBeforeCommit(t *testing.T) {
 	v := chaintest.NewValidators(8, 4)
 	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 5, TxSize: 40})

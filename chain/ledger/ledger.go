@@ -82,6 +82,9 @@ func New(st Storage, g *chain.Genesis) (*Ledger, error) {
 	return l, nil
 }
 
+// Storage returns the storage the ledger commits to.
+func (l *Ledger) Storage() Storage { return l.st }
+
 // Committed returns the info of the last committed block: the genesis
 // block's at first, and after a completed state sync the target's commit
 // info.
@@ -211,6 +214,17 @@ func (l *Ledger) Forget(ids ...chain.Hash) {
 // Committing no block with an li that commits the committed block is a
 // no-op. On error the ledger is unchanged.
 func (l *Ledger) Commit(blocks []*chain.Block, li *chain.LedgerInfoWithSignatures) error {
+	return l.CommitWith(blocks, li, nil)
+}
+
+// CommitWith is Commit with the Batch written by write instead of by the
+// ledger's Storage.Commit, so that the caller can store more in the same
+// atomic write; write must do what Storage.Commit does with the batch,
+// all or nothing. A nil write is Storage.Commit.
+func (l *Ledger) CommitWith(blocks []*chain.Block, li *chain.LedgerInfoWithSignatures, write func(*Batch) error) error {
+	if write == nil {
+		write = l.st.Commit
+	}
 	if li == nil {
 		return errors.New("ledger: commit without ledger info")
 	}
@@ -271,7 +285,7 @@ func (l *Ledger) Commit(blocks []*chain.Block, li *chain.LedgerInfoWithSignature
 	for i, b := range blocks {
 		batch.Blocks[i] = CommittedBlock{Block: b, Info: path[i].info}
 	}
-	if err := l.st.Commit(batch); err != nil {
+	if err := write(batch); err != nil {
 		return fmt.Errorf("ledger: commit: %w", err)
 	}
 

@@ -137,6 +137,11 @@ func (s *Store) Get(key []byte) ([]byte, bool, error) {
 // [ErrInvalid]. Either way nothing is written. Safe for concurrent use; the
 // ledger is its only caller.
 func (s *Store) Commit(b *ledger.Batch) error {
+	return s.update(func(tx *bolt.Tx) error { return commit(tx, b) })
+}
+
+// commit is Commit within tx.
+func commit(tx *bolt.Tx, b *ledger.Batch) error {
 	if b == nil {
 		return fmt.Errorf("%w: nil batch", ErrInvalid)
 	}
@@ -144,43 +149,41 @@ func (s *Store) Commit(b *ledger.Batch) error {
 	if end < b.StartVersion || end > 1<<62 {
 		return fmt.Errorf("%w: batch overflows the version space", ErrInvalid)
 	}
-	return s.update(func(tx *bolt.Tx) error {
-		cur, err := readCommitted(tx)
-		if err != nil {
-			return err
-		}
-		if b.StartVersion != cur.Version {
-			return &VersionError{Committed: cur.Version, Start: b.StartVersion}
-		}
-		if err := checkNodes(b.Nodes, b.StartVersion, end); err != nil {
-			return err
-		}
-		if err := checkWrites(b); err != nil {
-			return err
-		}
-		if want := frontierSize(end); len(b.Frontier) != want {
-			return fmt.Errorf("%w: batch ending at version %d has a frontier of %d hashes, want %d",
-				ErrInvalid, end, len(b.Frontier), want)
-		}
-		if b.LedgerInfo != nil && b.LedgerInfo.LedgerInfo.CommitInfo.Version > end {
-			return fmt.Errorf("%w: batch ending at version %d carries a ledger info committing version %d",
-				ErrInvalid, end, b.LedgerInfo.LedgerInfo.CommitInfo.Version)
-		}
-		if err := putRuns(tx, b.StartVersion, b.Txs, b.Nodes); err != nil {
-			return err
-		}
-		if err := putState(tx, b.Writes, end); err != nil {
-			return err
-		}
-		if err := archive(tx, b.Blocks, end); err != nil {
-			return err
-		}
-		rec := committedRecord{Version: end, Frontier: b.Frontier, LedgerInfo: cur.LedgerInfo}
-		if b.LedgerInfo != nil {
-			rec.LedgerInfo = b.LedgerInfo
-		}
-		return putValue(tx, bucketLedger, keyCommitted, &rec)
-	})
+	cur, err := readCommitted(tx)
+	if err != nil {
+		return err
+	}
+	if b.StartVersion != cur.Version {
+		return &VersionError{Committed: cur.Version, Start: b.StartVersion}
+	}
+	if err := checkNodes(b.Nodes, b.StartVersion, end); err != nil {
+		return err
+	}
+	if err := checkWrites(b); err != nil {
+		return err
+	}
+	if want := frontierSize(end); len(b.Frontier) != want {
+		return fmt.Errorf("%w: batch ending at version %d has a frontier of %d hashes, want %d",
+			ErrInvalid, end, len(b.Frontier), want)
+	}
+	if b.LedgerInfo != nil && b.LedgerInfo.LedgerInfo.CommitInfo.Version > end {
+		return fmt.Errorf("%w: batch ending at version %d carries a ledger info committing version %d",
+			ErrInvalid, end, b.LedgerInfo.LedgerInfo.CommitInfo.Version)
+	}
+	if err := putRuns(tx, b.StartVersion, b.Txs, b.Nodes); err != nil {
+		return err
+	}
+	if err := putState(tx, b.Writes, end); err != nil {
+		return err
+	}
+	if err := archive(tx, b.Blocks, end); err != nil {
+		return err
+	}
+	rec := committedRecord{Version: end, Frontier: b.Frontier, LedgerInfo: cur.LedgerInfo}
+	if b.LedgerInfo != nil {
+		rec.LedgerInfo = b.LedgerInfo
+	}
+	return putValue(tx, bucketLedger, keyCommitted, &rec)
 }
 
 // archivedBlock is a committed block as the archive bucket keeps it: without

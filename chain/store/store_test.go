@@ -335,3 +335,67 @@ func TestLedgerErrors(t *testing.T) {
 	}
 	checkLedger(t, st, m) // nothing of the refused batches was written
 }
+
+// TestCommitTree: CommitTree saves blocks, commits a ledger batch and prunes
+// in one transaction; when a part fails, nothing of it is written.
+func TestCommitTree(t *testing.T) {
+	f := newFixture(2, 3)
+	path := tempPath(t)
+	st := openStore(t, path, f.v.Genesis)
+	nodes := f.b.Extend(f.b.Genesis(), 6)
+	// An earlier insert saved blocks 1 and 2.
+	if err := st.SaveTree(chaintest.Blocks(nodes[:2]), []chain.QuorumCert{nodes[0].QC, nodes[1].QC}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.New(st, f.v.Genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if _, err := l.Execute(n.Block); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The QC on block 5 commits block 3: blocks 1 to 3 are archived, 3 to
+	// 5 (the new root and what follows) saved in the tree.
+	commitCert := nodes[4].QC
+	save := chaintest.Blocks(nodes[2:5])
+	qcs := []chain.QuorumCert{nodes[2].QC, nodes[3].QC, nodes[4].QC}
+	commit := func(prune []chain.Hash) error {
+		return l.CommitWith(chaintest.Blocks(nodes[:3]), &commitCert.SignedLedgerInfo, func(b *ledger.Batch) error {
+			return st.CommitTree(b, save, qcs, prune)
+		})
+	}
+
+	// Pruning the new root is refused: no block saved, nothing committed.
+	if err := commit([]chain.Hash{nodes[2].Block.ID}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("CommitTree pruning the new root: %v, want ErrInvalid", err)
+	}
+	if c, err := st.Committed(); err != nil || c.Version != 0 {
+		t.Fatalf("after a failed CommitTree: version %d, %v; want 0", c.Version, err)
+	}
+	if rd, err := st.Recover(); err != nil || len(rd.Blocks) != 2 {
+		t.Fatalf("after a failed CommitTree: %v blocks recovered, %v; want 2", len(rd.Blocks), err)
+	}
+
+	gone := []chain.Hash{f.v.Genesis.Block().ID, nodes[0].Block.ID, nodes[1].Block.ID}
+	if err := commit(gone); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st = openStore(t, path, f.v.Genesis)
+	defer st.Close()
+	rd, err := st.Recover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd.Root.Block.ID != nodes[2].Block.ID || len(rd.Blocks) != 2 || len(rd.Stale) != 0 || rd.SyncTarget != nil {
+		t.Fatalf("recovered root round %d, %d blocks, %d stale, sync target %v; want root 3, 2 blocks, none stale, no target",
+			rd.Root.Block.Round(), len(rd.Blocks), len(rd.Stale), rd.SyncTarget)
+	}
+	for _, n := range nodes[:3] {
+		if cb, ok, err := st.Block(n.Block.ID); err != nil || !ok || cb.Block.ID != n.Block.ID {
+			t.Fatalf("block %d not archived: %v, %v", n.Block.Round(), ok, err)
+		}
+	}
+}

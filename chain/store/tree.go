@@ -7,6 +7,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/ledger"
 )
 
 // SafetyData is what consensus must remember across restarts to never vote
@@ -82,49 +83,75 @@ func (s *Store) PruneTree(ids []chain.Hash) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	return s.update(func(tx *bolt.Tx) error { return s.prune(tx, ids) })
+}
+
+// CommitTree writes in one atomic transaction what SaveTree(blocks, qcs),
+// then Commit(b), then PruneTree(prune) would each write: so a block store
+// persists a batch of blocks and the commit they bring, and forgets the
+// blocks the commit archived, with one durable write. The QCs may certify
+// blocks b archives; prune must not hold the block b commits. If any part
+// fails, nothing is written. Safe for concurrent use.
+func (s *Store) CommitTree(b *ledger.Batch, blocks []*chain.Block, qcs []chain.QuorumCert, prune []chain.Hash) error {
+	for i, blk := range blocks {
+		if blk == nil {
+			return fmt.Errorf("%w: save tree: block %d is nil", ErrInvalid, i)
+		}
+	}
 	return s.update(func(tx *bolt.Tx) error {
-		c, err := readCommitted(tx)
-		if err != nil {
+		if err := saveTree(tx, blocks, qcs); err != nil {
 			return err
 		}
-		root := s.genesisID
-		if c.LedgerInfo != nil {
-			root = c.LedgerInfo.LedgerInfo.CommitInfo.ID
+		if err := commit(tx, b); err != nil {
+			return err
 		}
-		if slices.Contains(ids, root) {
-			return fmt.Errorf("%w: prune: block %s is the ledger's committed block", ErrInvalid, root.Short())
-		}
-		blocks, qcs, commits := tx.Bucket(bucketBlocks), tx.Bucket(bucketQCs), tx.Bucket(bucketCommits)
-		for _, id := range ids {
-			if raw := qcs.Get(id[:]); raw != nil {
-				var qc chain.QuorumCert
-				if err := decodeValue(bucketQCs, id[:], raw, maxQCSize, &qc); err != nil {
-					return err
-				}
-				if qc.CommitsBlock() {
-					// Drop the index entry pointing at this QC, if it still does.
-					c := qc.CommitInfo().ID
-					var to chain.Hash
-					if raw := commits.Get(c[:]); raw != nil {
-						if err := decodeValue(bucketCommits, c[:], raw, maxHashSize, &to); err != nil {
-							return err
-						}
-						if to == id {
-							if err := commits.Delete(c[:]); err != nil {
-								return fmt.Errorf("store: prune: %w", err)
-							}
+		return s.prune(tx, prune)
+	})
+}
+
+// prune is PruneTree within tx.
+func (s *Store) prune(tx *bolt.Tx, ids []chain.Hash) error {
+	c, err := readCommitted(tx)
+	if err != nil {
+		return err
+	}
+	root := s.genesisID
+	if c.LedgerInfo != nil {
+		root = c.LedgerInfo.LedgerInfo.CommitInfo.ID
+	}
+	if slices.Contains(ids, root) {
+		return fmt.Errorf("%w: prune: block %s is the ledger's committed block", ErrInvalid, root.Short())
+	}
+	blocks, qcs, commits := tx.Bucket(bucketBlocks), tx.Bucket(bucketQCs), tx.Bucket(bucketCommits)
+	for _, id := range ids {
+		if raw := qcs.Get(id[:]); raw != nil {
+			var qc chain.QuorumCert
+			if err := decodeValue(bucketQCs, id[:], raw, maxQCSize, &qc); err != nil {
+				return err
+			}
+			if qc.CommitsBlock() {
+				// Drop the index entry pointing at this QC, if it still does.
+				c := qc.CommitInfo().ID
+				var to chain.Hash
+				if raw := commits.Get(c[:]); raw != nil {
+					if err := decodeValue(bucketCommits, c[:], raw, maxHashSize, &to); err != nil {
+						return err
+					}
+					if to == id {
+						if err := commits.Delete(c[:]); err != nil {
+							return fmt.Errorf("store: prune: %w", err)
 						}
 					}
 				}
 			}
-			for _, b := range []*bolt.Bucket{blocks, qcs, commits} {
-				if err := b.Delete(id[:]); err != nil {
-					return fmt.Errorf("store: prune: %w", err)
-				}
+		}
+		for _, b := range []*bolt.Bucket{blocks, qcs, commits} {
+			if err := b.Delete(id[:]); err != nil {
+				return fmt.Errorf("store: prune: %w", err)
 			}
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // SaveSafetyData durably replaces the safety data in one atomic
