@@ -72,8 +72,16 @@ const (
 // HashOf returns SHA-256(domain || canonical CBOR of v). It panics only if v
 // is of a type the codec cannot encode, which is a programming error.
 func HashOf(domain string, v any) Hash {
-	enc := mustEncode(v)
-	return HashBytes(domain, enc)
+	d := sha256.New()
+	d.Write([]byte(domain))
+	// The encoder writes the canonical encoding straight into the hash,
+	// through a pooled buffer: hashing a block allocates nothing of its size.
+	if err := encMode.NewEncoder(d).Encode(v); err != nil {
+		panic(fmt.Sprintf("chain: encode %T: %v", v, err))
+	}
+	var h Hash
+	d.Sum(h[:0])
+	return h
 }
 
 // HashBytes returns SHA-256(domain || b) for an already canonical encoding b.
