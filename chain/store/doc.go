@@ -78,6 +78,8 @@
 //   - Commit: the version check, the transactions, the nodes, the state
 //     writes (and run merges), the archived blocks, and the new version,
 //     frontier and ledger info.
+//   - CommitTree: what SaveTree, Commit and PruneTree write, in that order,
+//     in one transaction (a block store's insert and the commit it brings).
 //
 // Recover and the other readers run in one read transaction each and never
 // block writers.
