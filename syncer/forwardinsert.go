@@ -1,0 +1,140 @@
+package syncer
+
+import (
+	"context"
+	"slices"
+
+	"github.com/p2pnode/p2pnode/chain"
+)
+
+// The forward fetch's two stages after verification: the executor, which
+// runs complete windows in round order as they come, and the insert, one
+// batch of windows at a time on a goroutine of its own.
+
+// insertReady starts inserting the first window if it is complete, with
+// the complete windows that follow and link to it, up to maxInsertBatch
+// blocks or maxInsertBytes of payload; the insert reports on f.insertDone. A first window that does not
+// follow the local chain gets the gap filled by the walk first; if it still
+// does not link it is asked again of another peer. It reports whether the
+// windows changed. No insert may be in progress.
+func (f *forward) insertReady(ctx context.Context) (bool, error) {
+	head := f.windows[0]
+	if !head.done {
+		return false, nil
+	}
+	blocks := f.unknown(head.blocks)
+	if len(blocks) > 0 && !f.m.store.BlockExists(blocks[0].ParentID()) {
+		f.m.stats.forwardRelinks.Add(1)
+		f.m.log.Debug("forward window does not follow: filling the gap", "round", blocks[0].Round(), "peer", head.peer)
+		err := f.m.fetchQuorumCert(ctx, *blocks[0].QC(), head.peer, f.banned)
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		blocks = f.unknown(blocks)
+		if err != nil || (len(blocks) > 0 && !f.m.store.BlockExists(blocks[0].ParentID())) {
+			f.m.stats.forwardDropped.Add(1)
+			f.m.log.Debug("forward window dropped", "round", head.from, "peer", head.peer, "err", err)
+			f.restart(head, head.peer)
+			return true, nil
+		}
+	}
+	batch := slices.Clip(blocks)
+	size := payloadSize(batch)
+	n := 1
+	for ; n < len(f.windows) && f.windows[n].done && len(batch) < maxInsertBatch && size < maxInsertBytes; n++ {
+		next := f.windows[n].blocks
+		size += payloadSize(next)
+		if len(next) > 0 && len(batch) > 0 && next[0].ParentID() != batch[len(batch)-1].ID {
+			break
+		}
+		if len(next) > 0 && len(batch) == 0 {
+			break // let the next window check its own link
+		}
+		batch = append(batch, next...)
+	}
+	f.inserting = n
+	go func() { f.insertDone <- f.insert(ctx, batch) }()
+	return true, nil
+}
+
+// unknown returns blocks without the leading ones at or below the root or
+// already in the tree.
+func (f *forward) unknown(blocks []*chain.Block) []*chain.Block {
+	root := f.m.store.Root().Info.Round
+	for len(blocks) > 0 && (blocks[0].Round() <= root || f.m.store.BlockExists(blocks[0].ID)) {
+		blocks = blocks[1:]
+	}
+	return blocks
+}
+
+// insert locks the blocks, newest first as the walk does (so that two
+// syncs never wait for each other in a cycle), and inserts those still
+// unknown.
+func (f *forward) insert(ctx context.Context, blocks []*chain.Block) error {
+	if len(blocks) == 0 {
+		return nil
+	}
+	locks := f.m.locks.newSet()
+	defer locks.releaseAll()
+	for i := len(blocks) - 1; i >= 0; i-- {
+		if err := locks.lock(ctx, blocks[i].ID); err != nil {
+			return err
+		}
+	}
+	return f.m.insert(f.unknown(blocks))
+}
+
+// payloadSize returns the payload bytes of blocks.
+func payloadSize(blocks []*chain.Block) int {
+	n := 0
+	for _, b := range blocks {
+		n += b.PayloadSize()
+	}
+	return n
+}
+
+// feed sends the executor the complete windows not sent yet that follow,
+// from the head, only complete windows; a full executor gets them at a
+// later call.
+func (f *forward) feed() {
+	for _, w := range f.windows {
+		if !w.done {
+			return
+		}
+		if w.queued {
+			continue
+		}
+		select {
+		case f.toExecute <- w.blocks:
+			w.queued = true
+		default:
+			return
+		}
+	}
+}
+
+// execute runs for the length of a forward fetch, on a goroutine of its
+// own: it executes the windows feed sends, in round order, under their
+// block locks (so that no block is executed by two syncs), ahead of their
+// insert, which then finds the results ready; so execution overlaps
+// fetching, verification and the store's writes. A block that cannot be
+// executed yet (a window that does not follow) is left to the insert, which
+// executes what is missing and reports errors.
+func (f *forward) execute(ctx context.Context) {
+	l := f.m.store.Ledger()
+	for blocks := range f.toExecute {
+		locks := f.m.locks.newSet()
+		locked := true
+		for i := len(blocks) - 1; i >= 0 && locked; i-- {
+			locked = locks.lock(ctx, blocks[i].ID) == nil
+		}
+		if locked {
+			for _, b := range f.unknown(blocks) {
+				if _, err := l.Execute(b); err != nil {
+					break
+				}
+			}
+		}
+		locks.releaseAll()
+	}
+}
