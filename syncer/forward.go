@@ -45,6 +45,8 @@ type fwdWindow struct {
 	inFlight bool
 	done     bool
 	queued   bool             // sent to the executor
+	executed bool             // the executor is done with it
+	gen      int              // counts restarts: an executor's report on an earlier generation is stale
 	failed   map[peer.ID]bool // peers not to ask again for this window
 	empties  int              // empty answers received
 	attempts int
@@ -81,8 +83,10 @@ type forward struct {
 	inserting  int
 	insertDone chan error
 	// toExecute takes complete windows, in round order, to execute ahead
-	// of their insert (see [forward.execute]).
-	toExecute chan []*chain.Block
+	// of their insert; executed brings them back (see [forward.execute]).
+	toExecute chan execJob
+	executed  chan execJob
+	executing int // jobs sent and not reported yet
 }
 
 // forwardSync fetches and inserts the committed chain from the root up to
@@ -111,7 +115,8 @@ func (m *Manager) forwardSync(ctx context.Context, commitCert *chain.QuorumCert,
 		next:       root.Round + 1,
 		results:    make(chan fwdResult, m.cfg.ForwardWindows),
 		insertDone: make(chan error, 1),
-		toExecute:  make(chan []*chain.Block, m.cfg.ForwardWindows),
+		toExecute:  make(chan execJob, m.cfg.ForwardWindows),
+		executed:   make(chan execJob, m.cfg.ForwardWindows),
 	}
 	began := time.Now()
 	err := f.run(ctx)
@@ -144,7 +149,9 @@ func (f *forward) run(ctx context.Context) error {
 			<-f.insertDone
 		}
 		close(f.toExecute)
-		executor.Wait()
+		go func() { executor.Wait(); close(f.executed) }()
+		for range f.executed {
+		}
 	}()
 	window := uint64(f.m.cfg.BlocksPerRequest)
 	for {
@@ -178,13 +185,19 @@ func (f *forward) run(ctx context.Context) error {
 				}
 			}
 		}
-		if f.running == 0 && f.inserting == 0 {
+		if f.running == 0 && f.inserting == 0 && f.executing == 0 {
 			return fmt.Errorf("%w: forward fetch from round %d", ErrAllPeersFailed, f.windows[0].cursor)
 		}
 		select {
 		case r := <-f.results:
 			f.running--
 			f.handle(r)
+			f.feed()
+		case j := <-f.executed:
+			f.executing--
+			if j.w.gen == j.gen {
+				j.w.executed = true
+			}
 			f.feed()
 		case err := <-f.insertDone:
 			n := f.inserting
@@ -365,6 +378,8 @@ func (f *forward) handle(r fwdResult) {
 
 // restart drops what w holds and asks it again of a peer other than p.
 func (f *forward) restart(w *fwdWindow, p peer.ID) {
-	w.blocks, w.cursor, w.done, w.empties, w.queued = nil, w.from, false, 0, false
+	w.blocks, w.cursor, w.done, w.empties = nil, w.from, false, 0
+	w.queued, w.executed = false, false
+	w.gen++
 	w.failed[p] = true
 }

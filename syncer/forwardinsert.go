@@ -9,17 +9,27 @@ import (
 
 // The forward fetch's two stages after verification: the executor, which
 // runs complete windows in round order as they come, and the insert, one
-// batch of windows at a time on a goroutine of its own.
+// batch of executed windows at a time on a goroutine of its own. Each stage
+// has its own goroutine, so the insert (the store's writes, the longest)
+// never also hashes transactions.
 
-// insertReady starts inserting the first window if it is complete, with
-// the complete windows that follow and link to it, up to maxInsertBatch
-// blocks or maxInsertBytes of payload; the insert reports on f.insertDone. A first window that does not
-// follow the local chain gets the gap filled by the walk first; if it still
-// does not link it is asked again of another peer. It reports whether the
-// windows changed. No insert may be in progress.
+// execJob is a window the executor is asked to run, or reports done.
+type execJob struct {
+	w      *fwdWindow
+	gen    int
+	blocks []*chain.Block
+}
+
+// insertReady starts inserting the first window if it is executed, with
+// the executed windows that follow and link to it, up to maxInsertBatch
+// blocks or maxInsertBytes of payload; the insert reports on
+// f.insertDone. A first window that does not follow the local chain gets
+// the gap filled by the walk first; if it still does not link it is asked
+// again of another peer. It reports whether the windows changed. No insert
+// may be in progress.
 func (f *forward) insertReady(ctx context.Context) (bool, error) {
 	head := f.windows[0]
-	if !head.done {
+	if !head.done || !head.executed {
 		return false, nil
 	}
 	blocks := f.unknown(head.blocks)
@@ -41,7 +51,7 @@ func (f *forward) insertReady(ctx context.Context) (bool, error) {
 	batch := slices.Clip(blocks)
 	size := payloadSize(batch)
 	n := 1
-	for ; n < len(f.windows) && f.windows[n].done && len(batch) < maxInsertBatch && size < maxInsertBytes; n++ {
+	for ; n < len(f.windows) && f.windows[n].executed && len(batch) < maxInsertBatch && size < maxInsertBytes; n++ {
 		next := f.windows[n].blocks
 		size += payloadSize(next)
 		if len(next) > 0 && len(batch) > 0 && next[0].ParentID() != batch[len(batch)-1].ID {
@@ -105,8 +115,9 @@ func (f *forward) feed() {
 			continue
 		}
 		select {
-		case f.toExecute <- w.blocks:
+		case f.toExecute <- execJob{w: w, gen: w.gen, blocks: w.blocks}:
 			w.queued = true
+			f.executing++
 		default:
 			return
 		}
@@ -115,26 +126,27 @@ func (f *forward) feed() {
 
 // execute runs for the length of a forward fetch, on a goroutine of its
 // own: it executes the windows feed sends, in round order, under their
-// block locks (so that no block is executed by two syncs), ahead of their
-// insert, which then finds the results ready; so execution overlaps
-// fetching, verification and the store's writes. A block that cannot be
-// executed yet (a window that does not follow) is left to the insert, which
-// executes what is missing and reports errors.
+// block locks (so that no block is executed by two syncs), and reports each
+// on f.executed; the insert then finds the results ready. So execution
+// overlaps fetching, verification and the store's writes. A block that
+// cannot be executed (a window that does not follow) is left to the insert,
+// which fills the gap or executes what is missing and reports errors.
 func (f *forward) execute(ctx context.Context) {
 	l := f.m.store.Ledger()
-	for blocks := range f.toExecute {
+	for j := range f.toExecute {
 		locks := f.m.locks.newSet()
 		locked := true
-		for i := len(blocks) - 1; i >= 0 && locked; i-- {
-			locked = locks.lock(ctx, blocks[i].ID) == nil
+		for i := len(j.blocks) - 1; i >= 0 && locked; i-- {
+			locked = locks.lock(ctx, j.blocks[i].ID) == nil
 		}
 		if locked {
-			for _, b := range f.unknown(blocks) {
+			for _, b := range f.unknown(j.blocks) {
 				if _, err := l.Execute(b); err != nil {
 					break
 				}
 			}
 		}
 		locks.releaseAll()
+		f.executed <- j
 	}
 }
