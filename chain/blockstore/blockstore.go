@@ -371,7 +371,9 @@ func (s *Store) savePending(w *treeWrite) error {
 // and the pruned forks are deleted from storage and from the ledger. What
 // pending holds (nil: nothing) is saved in the tree's storage: with the
 // commit, in one transaction of the TreeCommitter that also forgets the old
-// root and the archived blocks; or first, if no commit follows.
+// root and the archived blocks; or first, if no commit follows. If that
+// transaction fails, none of it is stored: the blocks stay in the tree in
+// memory only, and a restart fetches them again.
 func (s *Store) commitLocked(qc chain.QuorumCert, pending *treeWrite) error {
 	c := qc.CommitInfo()
 	root := s.tree.Root()
