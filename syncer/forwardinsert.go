@@ -51,16 +51,20 @@ func (f *forward) insertReady(ctx context.Context) (bool, error) {
 	batch := slices.Clip(blocks)
 	size := payloadSize(batch)
 	n := 1
-	for ; n < len(f.windows) && f.windows[n].executed && len(batch) < maxInsertBatch && size < maxInsertBytes; n++ {
+	for ; n < len(f.windows) && f.windows[n].executed; n++ {
 		next := f.windows[n].blocks
-		size += payloadSize(next)
 		if len(next) > 0 && len(batch) > 0 && next[0].ParentID() != batch[len(batch)-1].ID {
 			break
 		}
 		if len(next) > 0 && len(batch) == 0 {
 			break // let the next window check its own link
 		}
+		nextSize := payloadSize(next)
+		if len(batch)+len(next) > maxInsertBatch || size+nextSize > maxInsertBytes {
+			break
+		}
 		batch = append(batch, next...)
+		size += nextSize
 	}
 	f.inserting = n
 	go func() { f.insertDone <- f.insert(ctx, batch) }()

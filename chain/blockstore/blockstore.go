@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync"
 
@@ -89,7 +90,7 @@ func New(l *ledger.Ledger, p Persister, root blocktree.Root, blocks []*chain.Blo
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{ledger: l, persist: p, log: log, onCommit: cfg.OnCommit, onQC: cfg.OnQC, tree: tree}
-	if tc, ok := p.(TreeCommitter); ok && any(l.Storage()) == any(p) {
+	if tc, ok := p.(TreeCommitter); ok && sameObject(l.Storage(), p) {
 		s.committer = tc
 	}
 	blocks = slices.Clone(blocks)
@@ -110,7 +111,7 @@ func New(l *ledger.Ledger, p Persister, root blocktree.Root, blocks []*chain.Blo
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.commitLocked(s.tree.HighestCommitCert(), nil); err != nil {
+	if err := s.commitLocked(s.tree.HighestCommitCert()); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -268,7 +269,7 @@ func (s *Store) InsertQC(qc chain.QuorumCert) error {
 	if err := s.tree.InsertQC(qc); err != nil {
 		return fmt.Errorf("blockstore: insert QC of %s: %w", id.Short(), err)
 	}
-	return s.commitLocked(qc, nil)
+	return s.commitLocked(qc)
 }
 
 // notifyQC calls the OnQC hook if the highest QC is now above round. The
@@ -323,10 +324,10 @@ func (s *Store) InsertChain(blocks []*chain.Block) error {
 	// itself, so the tree's storage needs only the new root and what
 	// follows it, with the QCs certifying them: its 3-chain among them,
 	// which recovery needs to find the root. With a TreeCommitter, they are
-	// written in the commit's transaction. Otherwise they are saved first,
-	// which keeps the root recoverable if the process stops between the
-	// two writes: it then resumes from the persisted 3-chain (see
-	// [Opened.SyncTarget]).
+	// written in the commit's transaction, before the tree in memory
+	// changes. Otherwise they are saved first, which keeps the root
+	// recoverable if the process stops between the two writes: it then
+	// resumes from the persisted 3-chain (see [Opened.SyncTarget]).
 	from := 0
 	if k := slices.IndexFunc(blocks, func(b *chain.Block) bool { return b.ID == best.CommitInfo().ID }); k > 0 {
 		from = k
@@ -335,14 +336,22 @@ func (s *Store) InsertChain(blocks []*chain.Block) error {
 	if from > 0 {
 		pending.qcs = qcs[from+1:] // qcs[from] certifies a block that is not saved
 	}
-	if c := best.CommitInfo(); s.committer == nil || c.IsEmpty() || c.Round <= s.tree.Root().Info.Round {
-		if err := s.savePending(pending); err != nil {
-			return err
-		}
-		pending = nil
-	}
 	before := s.tree.HighestQC()
 	defer s.notifyQC(before.Round())
+	if c := best.CommitInfo(); s.committer != nil && !c.IsEmpty() && c.Round > s.tree.Root().Info.Round {
+		return s.insertCommitting(blocks, infos, qcs, best, pending)
+	}
+	if err := s.savePending(pending); err != nil {
+		return err
+	}
+	if err := s.insertLocked(blocks, infos, qcs); err != nil {
+		return err
+	}
+	return s.commitLocked(best)
+}
+
+// insertLocked inserts blocks into the tree, each after the QC it carries.
+func (s *Store) insertLocked(blocks []*chain.Block, infos []chain.BlockInfo, qcs []chain.QuorumCert) error {
 	for i, b := range blocks {
 		if err := s.tree.InsertQC(qcs[i]); err != nil {
 			return fmt.Errorf("blockstore: insert QC of %s: %w", qcs[i].CertifiedBlock().ID.Short(), err)
@@ -351,7 +360,59 @@ func (s *Store) InsertChain(blocks []*chain.Block) error {
 			return fmt.Errorf("blockstore: insert %s: %w", b.ID.Short(), err)
 		}
 	}
-	return s.commitLocked(best, pending)
+	return nil
+}
+
+// insertCommitting is InsertChain's end when the TreeCommitter writes, in
+// one transaction, what pending holds, the commit best brings and the
+// deletion of the blocks it archives. The tree in memory changes only once
+// that write succeeded: if it fails, the store is as before the call.
+func (s *Store) insertCommitting(blocks []*chain.Block, infos []chain.BlockInfo, qcs []chain.QuorumCert, best chain.QuorumCert, pending *treeWrite) error {
+	c := best.CommitInfo()
+	root := s.tree.Root()
+	var path []*chain.Block
+	if k := slices.IndexFunc(blocks, func(b *chain.Block) bool { return b.ID == c.ID }); k >= 0 {
+		prefix, ok := s.tree.PathFromRoot(blocks[0].ParentID())
+		if !ok {
+			return fmt.Errorf("blockstore: insert chain at %s: %w", blocks[0].ID.Short(), blocktree.ErrMissingParent)
+		}
+		path = append(prefix, blocks[:k+1]...)
+	} else if s.tree.Exists(c.ID) {
+		var err error
+		if path, err = s.tree.BlocksToCommit(c.ID); err != nil {
+			return fmt.Errorf("blockstore: commit %s: %w", c.ID.Short(), err)
+		}
+	} else {
+		// The commit names a block neither here nor in the tree: nothing
+		// to commit yet.
+		if err := s.savePending(pending); err != nil {
+			return err
+		}
+		return s.insertLocked(blocks, infos, qcs)
+	}
+	gone := append(make([]chain.Hash, 0, len(path)), root.Info.ID)
+	for _, b := range path[:len(path)-1] {
+		gone = append(gone, b.ID)
+	}
+	err := s.ledger.CommitWith(path, &best.SignedLedgerInfo, func(b *ledger.Batch) error {
+		return s.committer.CommitTree(b, pending.blocks, pending.qcs, gone)
+	})
+	if err != nil {
+		return fmt.Errorf("blockstore: commit %s: %w", c.ID.Short(), err)
+	}
+	// The store holds it all now. An insert that still fails here leaves
+	// the tree short of blocks that storage has, which the next start
+	// recovers.
+	if err := s.insertLocked(blocks, infos, qcs); err != nil {
+		return err
+	}
+	return s.committed(best, path, gone)
+}
+
+// sameObject reports whether a and b are the same pointer.
+func sameObject(a, b any) bool {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	return va.Kind() == reflect.Pointer && va.Type() == vb.Type() && va.Pointer() == vb.Pointer()
 }
 
 // savePending saves what an insert has to save in the tree's storage; nil
@@ -368,37 +429,28 @@ func (s *Store) savePending(w *treeWrite) error {
 
 // commitLocked commits the block qc commits, if it is past the root and in
 // the tree: the ledger commits the path (durably), then the tree is pruned
-// and the pruned forks are deleted from storage and from the ledger. What
-// pending holds (nil: nothing) is saved in the tree's storage: with the
-// commit, in one transaction of the TreeCommitter that also forgets the old
-// root and the archived blocks; or first, if no commit follows. If that
-// transaction fails, none of it is stored: the blocks stay in the tree in
-// memory only, and a restart fetches them again.
-func (s *Store) commitLocked(qc chain.QuorumCert, pending *treeWrite) error {
+// and the pruned forks are deleted from storage and from the ledger.
+func (s *Store) commitLocked(qc chain.QuorumCert) error {
 	c := qc.CommitInfo()
 	root := s.tree.Root()
 	if c.IsEmpty() || c.Round <= root.Info.Round || !s.tree.Exists(c.ID) {
-		return s.savePending(pending)
+		return nil
 	}
 	path, err := s.tree.BlocksToCommit(c.ID)
 	if err != nil {
 		return fmt.Errorf("blockstore: commit %s: %w", c.ID.Short(), err)
 	}
-	var gone []chain.Hash // deleted from the tree's storage with the commit
-	if pending == nil {
-		err = s.ledger.Commit(path, &qc.SignedLedgerInfo)
-	} else {
-		gone = append(make([]chain.Hash, 0, len(path)), root.Info.ID)
-		for _, b := range path[:len(path)-1] {
-			gone = append(gone, b.ID)
-		}
-		err = s.ledger.CommitWith(path, &qc.SignedLedgerInfo, func(b *ledger.Batch) error {
-			return s.committer.CommitTree(b, pending.blocks, pending.qcs, gone)
-		})
-	}
-	if err != nil {
+	if err := s.ledger.Commit(path, &qc.SignedLedgerInfo); err != nil {
 		return fmt.Errorf("blockstore: commit %s: %w", c.ID.Short(), err)
 	}
+	return s.committed(qc, path, nil)
+}
+
+// committed follows a durable commit of path by qc: the tree is pruned to
+// the new root, and the pruned blocks are forgotten by the ledger and
+// deleted from storage, but for those gone already.
+func (s *Store) committed(qc chain.QuorumCert, path []*chain.Block, gone []chain.Hash) error {
+	c := qc.CommitInfo()
 	removed, err := s.tree.Prune(c.ID, qc)
 	if err != nil {
 		return fmt.Errorf("blockstore: prune to %s: %w", c.ID.Short(), err)

@@ -10,6 +10,7 @@ import (
 	"github.com/p2pnode/p2pnode/chain/blocktree"
 	"github.com/p2pnode/p2pnode/chain/chaintest"
 	"github.com/p2pnode/p2pnode/chain/ledger"
+	"github.com/p2pnode/p2pnode/chain/store"
 )
 
 // memPersister is a MemPersister whose writes fail while fail is set.
@@ -294,5 +295,78 @@ func TestOnQC(t *testing.T) {
 	// Block 10's QC certifies block 9: InsertChain raised it to round 9.
 	if want := []uint64{1, 2, 3, 9}; !slices.Equal(f.qcs, want) {
 		t.Fatalf("OnQC heard rounds %v, want %v", f.qcs, want)
+	}
+}
+
+// flakyDisk is a store whose next CommitTree fails while fail is set.
+type flakyDisk struct {
+	*store.Store
+	fail bool
+}
+
+var errDiskFull = errors.New("disk full")
+
+func (f *flakyDisk) CommitTree(b *ledger.Batch, blocks []*chain.Block, qcs []chain.QuorumCert, prune []chain.Hash) error {
+	if f.fail {
+		f.fail = false
+		return errDiskFull
+	}
+	return f.Store.CommitTree(b, blocks, qcs, prune)
+}
+
+// TestFailedCommitTreeChangesNothing: when the one transaction of an insert
+// and its commit fails, the block store is as before the call, so that what
+// follows (here the consensus path: a QC, a block, the QC committing it)
+// keeps the tree and its storage in step, and the store opens again.
+func TestFailedCommitTreeChangesNothing(t *testing.T) {
+	v := chaintest.NewValidators(3, 4)
+	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 2, TxSize: 20})
+	nodes := b.Extend(b.Genesis(), 12)
+	path := t.TempDir() + "/store.db"
+	disk, err := store.Open(path, v.Genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disk.Close()
+	fl := &flakyDisk{Store: disk, fail: true}
+	l, err := ledger.New(fl, v.Genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := blockstore.New(l, fl, blocktree.GenesisRoot(v.Genesis), nil, nil, blockstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Blocks 1 to 5: block 5's QC (on 4) commits 2. The write fails.
+	if err := s.InsertChain(chaintest.Blocks(nodes[:5])); !errors.Is(err, errDiskFull) {
+		t.Fatalf("InsertChain: %v, want the write's error", err)
+	}
+	if s.BlockExists(nodes[0].Block.ID) || l.Committed().Round != 0 {
+		t.Fatal("a failed insert left blocks in the tree or a commit in the ledger")
+	}
+	// The same blocks again, then the consensus path on top.
+	if err := s.InsertChain(chaintest.Blocks(nodes[:5])); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InsertQC(*nodes[5].Block.QC()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ExecuteAndInsertBlock(nodes[5].Block); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InsertQC(*nodes[6].Block.QC()); err != nil { // the QC on 6 commits 4
+		t.Fatal(err)
+	}
+	committed := l.Committed()
+	if err := disk.Close(); err != nil {
+		t.Fatal(err)
+	}
+	o, err := blockstore.Open(path, v.Genesis, blockstore.Config{})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer o.Disk.Close()
+	if got := o.Ledger.Committed(); got != committed || o.SyncTarget != nil {
+		t.Fatalf("reopened at round %d (sync target %v), want %d", got.Round, o.SyncTarget, committed.Round)
 	}
 }
