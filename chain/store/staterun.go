@@ -50,9 +50,23 @@ func stateEntry(r run, i uint64) ([]byte, error) {
 	return e, err
 }
 
-// lookup binary-searches the state run r for key.
+// lookup binary-searches the state run r for key, after checking that key
+// is within the run's first and last keys: runs of keys written in order
+// (sealed runs, mostly) are passed over with two reads.
 func lookup(r run, key []byte) (version uint64, found bool, err error) {
 	lo, hi := uint64(0), r.count()
+	if hi == 0 {
+		return 0, false, nil
+	}
+	for _, i := range []uint64{0, hi - 1} {
+		e, err := stateEntry(r, i)
+		if err != nil {
+			return 0, false, err
+		}
+		if c := bytes.Compare(key, entryKey(e)); (i == 0 && c < 0) || (i > 0 && c > 0) {
+			return 0, false, nil
+		}
+	}
 	for lo < hi {
 		mid := lo + (hi-lo)/2
 		e, err := stateEntry(r, mid)

@@ -148,6 +148,11 @@ func TestStateRunsSealed(t *testing.T) {
 	if want := uint64(rounds*perBatch + 2); total != want || len(counts) != rounds/2+1 {
 		t.Errorf("state runs %v (%d entries), want %d runs of %d entries", counts, total, rounds/2+1, want)
 	}
+	for _, k := range [][]byte{[]byte("s"), key(rounds * perBatch)} { // below and above every run
+		if got, ok, err := st.Get(k); ok || err != nil {
+			t.Errorf("Get(%x) = %x, %v, %v; want not found", k, got, ok, err)
+		}
+	}
 	for _, c := range []struct {
 		key  int
 		want byte
