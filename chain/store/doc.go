@@ -57,7 +57,8 @@
 // most about log2(2^18/writes per commit) times, sequentially, where a B-tree
 // of keys would rewrite a random page per write; a run that reached the bound
 // is never merged again, so a commit's memory and work do not grow with the
-// state. A lookup searches every run, newest first.
+// state. A lookup searches every run whose key range holds the key, newest
+// first.
 //
 // bbolt reads through a shared memory map of the file; the pages a
 // transaction reads stay resident in the process. The store releases them
