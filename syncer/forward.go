@@ -46,7 +46,7 @@ type fwdWindow struct {
 	done     bool
 	queued   bool             // sent to the executor
 	executed bool             // the executor is done with it
-	gen      int              // counts restarts: an executor's report on an earlier generation is stale
+	gen      int              // counts restarts, so that a report on what w held before is not taken for its present
 	failed   map[peer.ID]bool // peers not to ask again for this window
 	empties  int              // empty answers received
 	attempts int

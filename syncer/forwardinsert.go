@@ -51,7 +51,7 @@ func (f *forward) insertReady(ctx context.Context) (bool, error) {
 	batch := slices.Clip(blocks)
 	size := payloadSize(batch)
 	n := 1
-	for ; n < len(f.windows) && f.windows[n].executed; n++ {
+	for ; n < len(f.windows) && f.windows[n].done && f.windows[n].executed; n++ {
 		next := f.windows[n].blocks
 		if len(next) > 0 && len(batch) > 0 && next[0].ParentID() != batch[len(batch)-1].ID {
 			break
