@@ -86,7 +86,6 @@ type forward struct {
 	// of their insert; executed brings them back (see [forward.execute]).
 	toExecute chan execJob
 	executed  chan execJob
-	executing int // jobs sent and not reported yet
 }
 
 // forwardSync fetches and inserts the committed chain from the root up to
@@ -185,7 +184,7 @@ func (f *forward) run(ctx context.Context) error {
 				}
 			}
 		}
-		if f.running == 0 && f.inserting == 0 && f.executing == 0 {
+		if f.running == 0 && f.inserting == 0 && !f.executing() {
 			return fmt.Errorf("%w: forward fetch from round %d", ErrAllPeersFailed, f.windows[0].cursor)
 		}
 		select {
@@ -194,7 +193,6 @@ func (f *forward) run(ctx context.Context) error {
 			f.handle(r)
 			f.feed()
 		case j := <-f.executed:
-			f.executing--
 			if j.w.gen == j.gen {
 				j.w.executed = true
 			}

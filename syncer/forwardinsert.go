@@ -121,11 +121,20 @@ func (f *forward) feed() {
 		select {
 		case f.toExecute <- execJob{w: w, gen: w.gen, blocks: w.blocks}:
 			w.queued = true
-			f.executing++
 		default:
 			return
 		}
 	}
+}
+
+// executing reports whether the executor holds a window not reported yet.
+func (f *forward) executing() bool {
+	for _, w := range f.windows {
+		if w.queued && !w.executed {
+			return true
+		}
+	}
+	return false
 }
 
 // execute runs for the length of a forward fetch, on a goroutine of its

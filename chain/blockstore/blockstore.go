@@ -328,10 +328,8 @@ func (s *Store) InsertChain(blocks []*chain.Block) error {
 	// changes. Otherwise they are saved first, which keeps the root
 	// recoverable if the process stops between the two writes: it then
 	// resumes from the persisted 3-chain (see [Opened.SyncTarget]).
-	from := 0
-	if k := slices.IndexFunc(blocks, func(b *chain.Block) bool { return b.ID == best.CommitInfo().ID }); k > 0 {
-		from = k
-	}
+	k := slices.IndexFunc(blocks, func(b *chain.Block) bool { return b.ID == best.CommitInfo().ID })
+	from := max(k, 0)
 	pending := &treeWrite{blocks: blocks[from:], qcs: qcs}
 	if from > 0 {
 		pending.qcs = qcs[from+1:] // qcs[from] certifies a block that is not saved
@@ -339,7 +337,7 @@ func (s *Store) InsertChain(blocks []*chain.Block) error {
 	before := s.tree.HighestQC()
 	defer s.notifyQC(before.Round())
 	if c := best.CommitInfo(); s.committer != nil && !c.IsEmpty() && c.Round > s.tree.Root().Info.Round {
-		return s.insertCommitting(blocks, infos, qcs, best, pending)
+		return s.insertCommitting(blocks, infos, qcs, best, k, pending)
 	}
 	if err := s.savePending(pending); err != nil {
 		return err
@@ -365,13 +363,15 @@ func (s *Store) insertLocked(blocks []*chain.Block, infos []chain.BlockInfo, qcs
 
 // insertCommitting is InsertChain's end when the TreeCommitter writes, in
 // one transaction, what pending holds, the commit best brings and the
-// deletion of the blocks it archives. The tree in memory changes only once
-// that write succeeded: if it fails, the store is as before the call.
-func (s *Store) insertCommitting(blocks []*chain.Block, infos []chain.BlockInfo, qcs []chain.QuorumCert, best chain.QuorumCert, pending *treeWrite) error {
+// deletion of the blocks it archives; k is the index in blocks of the block
+// best commits, -1 if it is not one of them. The tree in memory changes
+// only once that write succeeded: if it fails, the store is as before the
+// call.
+func (s *Store) insertCommitting(blocks []*chain.Block, infos []chain.BlockInfo, qcs []chain.QuorumCert, best chain.QuorumCert, k int, pending *treeWrite) error {
 	c := best.CommitInfo()
 	root := s.tree.Root()
 	var path []*chain.Block
-	if k := slices.IndexFunc(blocks, func(b *chain.Block) bool { return b.ID == c.ID }); k >= 0 {
+	if k >= 0 {
 		prefix, ok := s.tree.PathFromRoot(blocks[0].ParentID())
 		if !ok {
 			return fmt.Errorf("blockstore: insert chain at %s: %w", blocks[0].ID.Short(), blocktree.ErrMissingParent)
