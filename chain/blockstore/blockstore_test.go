@@ -184,15 +184,23 @@ func TestRebuildAfterStateSync(t *testing.T) {
 	}
 }
 
-func TestOpenReopen(t *testing.T) {
-	v := chaintest.NewValidators(7, 4)
+// openChain builds a chain of n blocks from validators of seed and opens a
+// fresh block store on disk for it.
+func openChain(t *testing.T, seed uint64, n int) (*chaintest.Validators, []*chaintest.Node, string, *blockstore.Opened) {
+	t.Helper()
+	v := chaintest.NewValidators(seed, 4)
 	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 5, TxSize: 40})
-	nodes := b.Extend(b.Genesis(), 30)
+	nodes := b.Extend(b.Genesis(), n)
 	path := t.TempDir() + "/store.db"
 	o, err := blockstore.Open(path, v.Genesis, blockstore.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return v, nodes, path, o
+}
+
+func TestOpenReopen(t *testing.T) {
+	v, nodes, path, o := openChain(t, 7, 30)
 	if err := o.Blocks.InsertChain(chaintest.Blocks(nodes[:20])); err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +208,7 @@ func TestOpenReopen(t *testing.T) {
 	if err := o.Disk.Close(); err != nil {
 		t.Fatal(err)
 	}
-	o, err = blockstore.Open(path, v.Genesis, blockstore.Config{})
+	o, err := blockstore.Open(path, v.Genesis, blockstore.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,14 +241,7 @@ func TestOpenReopen(t *testing.T) {
 // restart, the persisted 3-chain as a sync target, which the syncer
 // fast-forwards to.
 func TestOpenAfterStopBeforeCommit(t *testing.T) {
-	v := chaintest.NewValidators(8, 4)
-	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 5, TxSize: 40})
-	nodes := b.Extend(b.Genesis(), 20)
-	path := t.TempDir() + "/store.db"
-	o, err := blockstore.Open(path, v.Genesis, blockstore.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, nodes, path, o := openChain(t, 8, 20)
 	// What InsertChain(nodes) writes first: block 17, which block 20's QC
 	// commits, and what follows it, with the QCs certifying them.
 	const k = 16
@@ -254,7 +255,7 @@ func TestOpenAfterStopBeforeCommit(t *testing.T) {
 	if err := o.Disk.Close(); err != nil {
 		t.Fatal(err)
 	}
-	o, err = blockstore.Open(path, v.Genesis, blockstore.Config{})
+	o, err := blockstore.Open(path, v.Genesis, blockstore.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
