@@ -203,6 +203,9 @@ func Init(dir string, o Options) (*Network, error) {
 	if err := writeJSON(filepath.Join(dir, NetworkFile), net); err != nil {
 		return nil, err
 	}
+	if err := writePrometheusTargets(dir, net); err != nil {
+		return nil, err
+	}
 	return net, nil
 }
 
