@@ -133,6 +133,10 @@ func (h *apiHandler) blocks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// tx accepts one raw transaction (docs/protocol.md section 10): 413 for a
+// body over chain.MaxTxSize bytes, however it is sent, 400 for an empty or
+// unreadable body; tx_hash in the 202 answer is the transaction's RFC 6962
+// leaf hash, SHA-256(0x00 || tx), in lowercase hex.
 func (h *apiHandler) tx(w http.ResponseWriter, r *http.Request) {
 	tx, err := io.ReadAll(http.MaxBytesReader(w, r.Body, chain.MaxTxSize))
 	var tooBig *http.MaxBytesError
@@ -143,8 +147,13 @@ func (h *apiHandler) tx(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		httpError(w, http.StatusBadRequest, "cannot read the request body")
 		return
+	case len(tx) == 0:
+		httpError(w, http.StatusBadRequest, "empty transaction")
+		return
 	}
 	switch err := h.n.mempool.Add(tx); {
+	case errors.Is(err, ErrTxSize) && len(tx) > chain.MaxTxSize:
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("transaction over %d bytes", chain.MaxTxSize))
 	case errors.Is(err, ErrTxSize):
 		httpError(w, http.StatusBadRequest, fmt.Sprintf("transaction must be 1 to %d bytes", chain.MaxTxSize))
 	case errors.Is(err, ErrDuplicateTx):

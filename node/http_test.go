@@ -2,6 +2,8 @@ package node_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -112,23 +114,34 @@ func TestHTTPBlocks(t *testing.T) {
 	}
 }
 
+// TestHTTPPostTx pins the rules of docs/protocol.md section 10: 413 for
+// every over-size body, whether its length is declared or not, 400 for an
+// empty one, and tx_hash = SHA-256(0x00 || tx) in hex.
 func TestHTTPPostTx(t *testing.T) {
 	n, _ := newIdleNode(t, 1)
+	unsized := func(b []byte) io.Reader { return io.MultiReader(bytes.NewReader(b)) } // no Content-Length
 	tests := []struct {
 		name     string
-		body     []byte
+		body     io.Reader
+		tx       []byte // the transaction when accepted
 		wantCode int
+		wantHash string
 	}{
-		{"accepted", []byte("hello"), http.StatusAccepted},
-		{"duplicate", []byte("hello"), http.StatusConflict},
-		{"empty", nil, http.StatusBadRequest},
-		{"largest", bytes.Repeat([]byte{1}, chain.MaxTxSize), http.StatusAccepted},
-		{"too large", bytes.Repeat([]byte{2}, chain.MaxTxSize+1), http.StatusRequestEntityTooLarge},
+		{"accepted", bytes.NewReader([]byte("hello")), []byte("hello"), http.StatusAccepted,
+			"8a2a5c9b768827de5a9552c38a044c66959c68f6d2f21b5260af54d2f87db827"},
+		{"duplicate", bytes.NewReader([]byte("hello")), nil, http.StatusConflict, ""},
+		{"empty", nil, nil, http.StatusBadRequest, ""},
+		{"empty unsized", unsized(nil), nil, http.StatusBadRequest, ""},
+		{"largest", bytes.NewReader(bytes.Repeat([]byte{1}, chain.MaxTxSize)), bytes.Repeat([]byte{1}, chain.MaxTxSize), http.StatusAccepted, ""},
+		{"largest unsized", unsized(bytes.Repeat([]byte{3}, chain.MaxTxSize)), bytes.Repeat([]byte{3}, chain.MaxTxSize), http.StatusAccepted, ""},
+		{"too large", bytes.NewReader(bytes.Repeat([]byte{2}, chain.MaxTxSize+1)), nil, http.StatusRequestEntityTooLarge, ""},
+		{"too large unsized", unsized(bytes.Repeat([]byte{2}, chain.MaxTxSize+1)), nil, http.StatusRequestEntityTooLarge, ""},
+		{"far too large", bytes.NewReader(make([]byte, 1<<20)), nil, http.StatusRequestEntityTooLarge, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			n.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/tx", bytes.NewReader(tt.body)))
+			n.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/tx", tt.body))
 			if rec.Code != tt.wantCode {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tt.wantCode, rec.Body)
 			}
@@ -136,13 +149,23 @@ func TestHTTPPostTx(t *testing.T) {
 			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 				t.Fatalf("body %q is not JSON: %v", rec.Body, err)
 			}
-			if tt.wantCode != http.StatusAccepted && body["error"] == "" {
-				t.Fatalf("no error message in %v", body)
+			if tt.wantCode != http.StatusAccepted {
+				if body["error"] == "" {
+					t.Fatalf("no error message in %v", body)
+				}
+				return
+			}
+			leaf := sha256.Sum256(append([]byte{0x00}, tt.tx...))
+			if got := body["tx_hash"]; got != hex.EncodeToString(leaf[:]) {
+				t.Fatalf("tx_hash %q, want SHA-256(0x00 || tx) = %x", got, leaf)
+			}
+			if tt.wantHash != "" && body["tx_hash"] != tt.wantHash {
+				t.Fatalf("tx_hash %q, want the documented %s", body["tx_hash"], tt.wantHash)
 			}
 		})
 	}
-	if got := n.Mempool().Len(); got != 2 {
-		t.Fatalf("mempool holds %d txs, want 2", got)
+	if got := n.Mempool().Len(); got != 3 {
+		t.Fatalf("mempool holds %d txs, want 3", got)
 	}
 	rec := httptest.NewRecorder()
 	n.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/tx", nil))
