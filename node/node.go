@@ -165,6 +165,7 @@ func (n *Node) Run(ctx context.Context) error {
 
 	srv := &server{
 		store:   n.opened.Blocks,
+		genesis: n.cfg.Genesis.Block(),
 		limiter: newRateLimiter(n.cfg.Limits.ServeRate, n.cfg.Limits.ServeBurst),
 		limits:  n.cfg.Limits,
 		log:     log.With("logger", "p2pnode/server"),

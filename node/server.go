@@ -26,6 +26,7 @@ const maxBlockResponse = protocol.MaxBlockResponseSize
 // concurrent use.
 type server struct {
 	store   *blockstore.Store
+	genesis *chain.Block // served by block retrieval even once pruned
 	limiter *rateLimiter
 	limits  Limits
 	log     *slog.Logger
@@ -40,7 +41,7 @@ func (s *server) handleBlocks(st network.Stream) {
 	}
 	resp := &protocol.BlockResponse{Status: protocol.StatusBusy}
 	if s.limiter.allow(st.Conn().RemotePeer()) {
-		resp = syncer.ServeBlocks(s.store, &req, s.limits.MaxBlockResponseBytes-4096)
+		resp = syncer.ServeBlocks(syncer.BlockSourceFunc(s.getBlock), &req, s.limits.MaxBlockResponseBytes-4096)
 	}
 	body, err := encodeBlockResponse(resp, s.limits.MaxBlockResponseBytes)
 	if err != nil {
@@ -49,6 +50,15 @@ func (s *server) handleBlocks(st network.Stream) {
 		return
 	}
 	s.writeResponse(st, "blocks", resp.Status, body)
+}
+
+// getBlock is the block source of block retrieval: the store's blocks and
+// the genesis block, which every node has (docs/protocol.md section 7.4).
+func (s *server) getBlock(id chain.Hash) (*chain.Block, bool) {
+	if s.genesis != nil && id == s.genesis.ID {
+		return s.genesis, true
+	}
+	return s.store.GetBlock(id)
 }
 
 // handleCommitted serves one committed-range request.

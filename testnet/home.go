@@ -174,7 +174,10 @@ func (c *HomeConfig) Apply(cfg *node.Config) error {
 }
 
 // GenesisDoc is the genesis file (genesis.json): the readable form of a
-// chain.Genesis.
+// chain.Genesis. docs/protocol.md section 3.1 maps it field by field to the
+// genesis's CBOR: timestamp (RFC 3339, whole microseconds, any offset) to
+// µs since the Unix epoch, epoch and validators to the validator set, each
+// id (a peer id string) to its multihash bytes, sorted by those bytes.
 type GenesisDoc struct {
 	ChainID    string             `json:"chain_id"`
 	Timestamp  time.Time          `json:"timestamp"`
@@ -217,6 +220,11 @@ func (d *GenesisDoc) Genesis() (*chain.Genesis, error) {
 	}
 	if d.Timestamp.Before(time.Unix(0, 0)) {
 		return nil, fmt.Errorf("%w: %s: timestamp before 1970", ErrBadHome, GenesisFile)
+	}
+	if d.Timestamp.Nanosecond()%1000 != 0 {
+		// The chain counts µs: a finer timestamp would be rounded, and two
+		// readers of the file could round it differently.
+		return nil, fmt.Errorf("%w: %s: timestamp finer than a microsecond", ErrBadHome, GenesisFile)
 	}
 	g := &chain.Genesis{ChainID: d.ChainID, TimestampUsecs: uint64(d.Timestamp.UnixMicro()), Validators: set}
 	if err := g.Validate(); err != nil {

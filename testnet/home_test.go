@@ -135,6 +135,7 @@ func TestDecodeGenesisDocErrors(t *testing.T) {
 		{name: "bad id", json: `{"chain_id": "c", "timestamp": "2026-01-01T00:00:00Z", "validators": [{"id": "nope", "power": 1}]}`},
 		{name: "zero power", json: `{"chain_id": "c", "timestamp": "2026-01-01T00:00:00Z", "validators": [{"id": "` + id + `", "power": 0}]}`},
 		{name: "bad chain id", json: `{"chain_id": "", "timestamp": "2026-01-01T00:00:00Z", "validators": [{"id": "` + id + `", "power": 1}]}`},
+		{name: "finer than a microsecond", json: `{"chain_id": "c", "timestamp": "2026-01-01T00:00:00.0000001Z", "validators": [{"id": "` + id + `", "power": 1}]}`},
 		{name: "before 1970", json: `{"chain_id": "c", "timestamp": "1969-01-01T00:00:00Z", "validators": [{"id": "` + id + `", "power": 1}]}`},
 	}
 	for _, tt := range tests {
