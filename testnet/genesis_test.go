@@ -61,7 +61,7 @@ func TestGenesisExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{gh.String(), block.ID.String(), hex.EncodeToString(enc)} {
+	for _, s := range []string{gh.String(), block.ID.String(), hex.EncodeToString(enc), hex.EncodeToString(benc)} {
 		if !strings.Contains(strings.Join(strings.Fields(string(doc)), ""), s) {
 			t.Errorf("docs/protocol.md does not quote %s", s)
 		}
