@@ -70,6 +70,9 @@ var zip215 = &voied.Options{Verify: voied.VerifyOptionsZIP_215}
 // concurrent use.
 type sigBatch struct {
 	entries []sigEntry
+	// discard drops what is added: checks through a discarding batch
+	// check everything but the signatures.
+	discard bool
 }
 
 type sigEntry struct {

@@ -171,7 +171,7 @@ func (v *Verifier) VerifyBlock(b *Block) error {
 		known = v.known.has(d)
 	}
 	err := v.batched(1+len(qc.SignedLedgerInfo.Signatures), func(batch *sigBatch) error {
-		return v.checkBlock(b, batch, known)
+		return v.checkBlock(b, batch, qcFor(known))
 	})
 	if err == nil && !known && d != (Hash{}) {
 		v.known.add(d)
@@ -188,7 +188,7 @@ func (v *Verifier) VerifyBlocks(blocks []*Block) (int, error) {
 	batch := newSigBatch(len(blocks) * (1 + len(v.vs.vals)))
 	bad, err := -1, error(nil)
 	for i, b := range blocks {
-		if err = v.checkBlock(b, batch, false); err != nil {
+		if err = v.checkBlock(b, batch, qcFull); err != nil {
 			bad = i
 			break
 		}
@@ -199,11 +199,61 @@ func (v *Verifier) VerifyBlocks(blocks []*Block) (int, error) {
 	// Some queued signature is bad: check the blocks before the first
 	// failure one signature at a time to find it.
 	for i, b := range blocks {
-		if err := v.checkBlock(b, nil, false); err != nil || i == bad {
+		if err := v.checkBlock(b, nil, qcFull); err != nil || i == bad {
 			return i, err
 		}
 	}
 	return -1, nil // unreachable: batch and single checks accept the same signatures
+}
+
+// VerifyChain checks blocks that must form a chain: in ascending rounds,
+// each the parent of the next ([VerifyParent]). Every block is checked as
+// [Verifier.VerifyBlock] checks it, its author's signature included, except
+// that the signatures of the QCs embedded in all blocks but the last are
+// not checked (their other rules are). The last block's QC is checked in
+// full, with the authors' signatures, in one batch.
+//
+// That is as safe as checking every QC: the last block's QC certifies the
+// block before it, whose id commits to its data, embedded QC and parent id
+// included, and so on down the chain, so every QC but the last is
+// authenticated by a quorum's signatures over a descendant; and a quorum,
+// which holds an honest validator, certifies only a block whose ancestors
+// and their certificates that validator verified. It saves all but one
+// QC's signature checks per chain: a committed range of 64 blocks signed by
+// 4 validators costs 68 signature checks instead of 320.
+//
+// It returns -1 and nil when the chain verifies; otherwise the index of the
+// first block that fails and its error.
+func (v *Verifier) VerifyChain(blocks []*Block) (int, error) {
+	check := func(batch *sigBatch) (int, error) {
+		for i, b := range blocks {
+			if i > 0 {
+				if err := VerifyParent(b, blocks[i-1]); err != nil {
+					return i, err
+				}
+			}
+			qc := qcLinked
+			if i == len(blocks)-1 {
+				qc = qcFull
+			}
+			if err := v.checkBlock(b, batch, qc); err != nil {
+				return i, err
+			}
+		}
+		return -1, nil
+	}
+	batch := newSigBatch(len(blocks) + len(v.vs.vals))
+	bad, err := check(batch)
+	if !batch.verify() {
+		// Some queued signature is bad: check one at a time to find it.
+		bad, err = check(nil)
+	}
+	if err == nil && len(blocks) > 0 {
+		if last := blocks[len(blocks)-1]; !last.IsGenesis() && last.QC().Round() > 0 {
+			v.known.add(qcDigest(last.QC()))
+		}
+	}
+	return bad, err
 }
 
 // batched runs check, which queues its signature checks in a batch, and
@@ -223,7 +273,9 @@ func (v *Verifier) batched(capacity int, check func(*sigBatch) error) error {
 // queues it in batch; failure builds the error.
 func (v *Verifier) checkSig(batch *sigBatch, i int, h Hash, sig []byte, failure func() *VerifyError) error {
 	if batch != nil {
-		batch.add(v.vs.keys[i], h, sig)
+		if !batch.discard {
+			batch.add(v.vs.keys[i], h, sig)
+		}
 		return nil
 	}
 	if !verifySig(v.vs.keys[i], h, sig) {
@@ -232,9 +284,26 @@ func (v *Verifier) checkSig(batch *sigBatch, i int, h Hash, sig []byte, failure 
 	return nil
 }
 
+// qcFor returns qcKnown if known, else qcFull.
+func qcFor(known bool) qcCheck {
+	if known {
+		return qcKnown
+	}
+	return qcFull
+}
+
+// qcCheck is how much of a block's embedded QC checkBlock checks.
+type qcCheck int
+
+const (
+	qcFull   qcCheck = iota // everything, signatures included
+	qcKnown                 // nothing: the QC verified before
+	qcLinked                // everything but the signatures: the QC's bytes are authenticated by a descendant's certificate
+)
+
 // checkBlock is VerifyBlock with its signature checks done through
-// checkSig; qcKnown skips the checks of a QC that verified before.
-func (v *Verifier) checkBlock(b *Block, batch *sigBatch, qcKnown bool) error {
+// checkSig; qc says how much of the embedded QC to check.
+func (v *Verifier) checkBlock(b *Block, batch *sigBatch, qc qcCheck) error {
 	if err := b.CheckWellFormed(); err != nil {
 		return err
 	}
@@ -256,8 +325,11 @@ func (v *Verifier) checkBlock(b *Block, batch *sigBatch, qcKnown bool) error {
 	}); err != nil {
 		return err
 	}
-	if qcKnown {
+	switch qc {
+	case qcKnown:
 		return nil
+	case qcLinked:
+		return v.checkQC(&b.Data.QuorumCert, &sigBatch{discard: true})
 	}
 	return v.checkQC(&b.Data.QuorumCert, batch)
 }

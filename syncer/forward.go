@@ -296,10 +296,13 @@ func checkCommitted(v *chain.Verifier, req *protocol.CommittedRequest, resp *pro
 
 // VerifyCommittedResponse checks the blocks of a response to req: at most
 // req.MaxBlocks, rounds ascending within [req.FromRound, req.ToRound), each
-// the parent of the next, every block valid against the validator set
-// (signatures checked in batches over GOMAXPROCS goroutines). Whether they
-// are committed shows only when they link to the local chain and the QCs
-// above them commit them. Errors wrap ErrMisbehaved.
+// the parent of the next, every block valid against the validator set as
+// chain's VerifyChain checks a chain (every author's signature, and the
+// signatures of the QC in the last block of each part verified on one of
+// GOMAXPROCS goroutines; the other QCs are authenticated by the hash
+// chain). Whether they are committed shows only when they link to the
+// local chain and the QCs above them commit them. Errors wrap
+// ErrMisbehaved.
 func VerifyCommittedResponse(v *chain.Verifier, req *protocol.CommittedRequest, resp *protocol.CommittedResponse) error {
 	blocks := resp.Blocks
 	if len(blocks) > int(req.MaxBlocks) {
@@ -318,7 +321,7 @@ func VerifyCommittedResponse(v *chain.Verifier, req *protocol.CommittedRequest, 
 			}
 		}
 	}
-	return verifyBlocks(v, blocks)
+	return verifyChain(v, blocks)
 }
 
 // handle takes in the answer r: scores its peer, then adds its blocks to

@@ -383,9 +383,25 @@ const minBlocksPerWorker = 8
 // signatures in one batch. Every goroutine has finished when it returns.
 // The error names the first bad block and wraps ErrMisbehaved.
 func verifyBlocks(v *chain.Verifier, blocks []*chain.Block) error {
+	return verifyParts(blocks, v.VerifyBlocks)
+}
+
+// verifyChain verifies blocks, ascending and each the parent of the next,
+// as chain's VerifyChain does, in contiguous parts, one per goroutine up to
+// GOMAXPROCS: each part is a chain whose last QC is checked in full. The
+// error names the first bad block and wraps ErrMisbehaved.
+func verifyChain(v *chain.Verifier, blocks []*chain.Block) error {
+	return verifyParts(blocks, v.VerifyChain)
+}
+
+// verifyParts runs verify over contiguous parts of blocks, one per
+// goroutine up to GOMAXPROCS, each of at least minBlocksPerWorker blocks;
+// verify returns the index of the first bad block of its part, or -1.
+// Every goroutine has finished when it returns.
+func verifyParts(blocks []*chain.Block, verify func([]*chain.Block) (int, error)) error {
 	workers := min(runtime.GOMAXPROCS(0), (len(blocks)+minBlocksPerWorker-1)/minBlocksPerWorker)
 	if workers <= 1 {
-		if i, err := v.VerifyBlocks(blocks); err != nil {
+		if i, err := verify(blocks); err != nil {
 			return misbehaved("block %d: %w", i, err)
 		}
 		return nil
@@ -401,7 +417,7 @@ func verifyBlocks(v *chain.Verifier, blocks []*chain.Block) error {
 		lo := w * size
 		hi := min(lo+size, len(blocks))
 		wg.Go(func() {
-			i, err := v.VerifyBlocks(blocks[lo:hi])
+			i, err := verify(blocks[lo:hi])
 			results[w] = result{bad: lo + i, err: err}
 		})
 	}

@@ -117,9 +117,10 @@ func ceilingBlocks(ctx context.Context, c *chainFile, workDir string) (time.Dura
 	return took, stateOf(l), nil
 }
 
-// verifyChain verifies blocks as a syncing node verifies a response: the
-// parent links, then every block, in contiguous parts spread over
-// GOMAXPROCS goroutines, each part's signatures in one batch.
+// verifyChain verifies blocks as a syncing node verifies a committed
+// range: the parent links, then every block, in contiguous parts spread
+// over GOMAXPROCS goroutines, each part as chain's VerifyChain checks a
+// chain, its signatures in one batch.
 func verifyChain(v *chain.Verifier, blocks []*chain.Block) error {
 	for i := 1; i < len(blocks); i++ {
 		if err := chain.VerifyParent(blocks[i], blocks[i-1]); err != nil {
@@ -133,7 +134,7 @@ func verifyChain(v *chain.Verifier, blocks []*chain.Block) error {
 	for w := range workers {
 		lo, hi := min(w*size, len(blocks)), min((w+1)*size, len(blocks))
 		wg.Go(func() {
-			if i, err := v.VerifyBlocks(blocks[lo:hi]); err != nil {
+			if i, err := v.VerifyChain(blocks[lo:hi]); err != nil {
 				errs[w] = fmt.Errorf("block %d: %w", lo+i, err)
 			}
 		})
