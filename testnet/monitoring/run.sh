@@ -8,7 +8,9 @@
 # (it holds prometheus-targets.json). Prometheus listens on
 # 127.0.0.1:9090 (PROM_ADDR), Grafana on 127.0.0.1:3000 (GRAFANA_ADDR).
 # Either one that is not installed is skipped with a note; with Docker,
-# compose.yaml beside this script starts both instead.
+# compose.yaml beside this script starts both instead. Prometheus also
+# serves preview.html, a plain rendering of the dashboard's panels, at
+# /user/preview.html.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,9 +34,10 @@ trap cleanup EXIT INT TERM
 if command -v prometheus >/dev/null; then
 	sed "s|/testnet/prometheus-targets.json|$net/prometheus-targets.json|" "$here/prometheus.yml" >"$work/prometheus.yml"
 	prometheus --config.file="$work/prometheus.yml" --web.listen-address="$prom_addr" \
-		--storage.tsdb.path="$work/prometheus-data" >"$work/prometheus.log" 2>&1 &
+		--storage.tsdb.path="$work/prometheus-data" --web.user-assets="$here" >"$work/prometheus.log" 2>&1 &
 	pids+=($!)
 	echo "prometheus: http://$prom_addr (log $work/prometheus.log)"
+	echo "preview:    http://$prom_addr/user/preview.html (the dashboard's panels, drawn without Grafana)"
 else
 	echo "prometheus not on PATH: skipped (Debian: apt-get install prometheus)" >&2
 fi
