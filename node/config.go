@@ -74,6 +74,13 @@ type Config struct {
 	// Limits bounds the resources peers can use.
 	Limits Limits
 
+	// ReadyRounds is how many rounds the node's highest QC may trail the
+	// best QC round heard from peers for GET /health to call it ready.
+	ReadyRounds uint64
+	// Version is the release version the node reports (GET /status,
+	// p2pnode_build_info); "" reads the main module's version.
+	Version string
+
 	// Logger receives the node's logs; each subsystem logs through
 	// Logger.With("logger", "p2pnode/<subsystem>"). nil discards them.
 	Logger *slog.Logger
@@ -119,6 +126,7 @@ func DefaultConfig() Config {
 		Syncer:           syncer.DefaultConfig(),
 		Consensus:        consensus.DefaultConfig(),
 		Mempool:          DefaultMempoolConfig(),
+		ReadyRounds:      10,
 		Limits: Limits{
 			MaxMemory:             512 << 20,
 			MaxFDs:                1024,

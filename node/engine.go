@@ -35,7 +35,7 @@ func (n *Node) newEngine(log *slog.Logger) (*consensus.Engine, error) {
 		Signer:   signer,
 		Verifier: n.verifier,
 		Store:    n.opened.Blocks,
-		Syncer:   n.mgr,
+		Syncer:   timedSyncer{mgr: n.mgr, m: n.ops},
 		Network: &consensusNet{
 			n:     n,
 			sends: make(chan struct{}, maxVoteSends),
@@ -93,10 +93,12 @@ func (c *consensusNet) SendVote(to peer.ID, msg *protocol.VoteMsg) {
 }
 
 func (c *consensusNet) sendVote(ctx context.Context, to peer.ID, msg *protocol.VoteMsg) error {
+	defer c.n.ops.observeRequest("vote", sideClient, time.Now())
 	s, err := c.n.host.NewStream(ctx, to, protocol.VoteID(c.n.cfg.Genesis.ChainID))
 	if err != nil {
 		return err
 	}
+	s = c.n.ops.count(s, "vote")
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}

@@ -31,7 +31,7 @@ const (
 // resource manager with explicit limits, a connection manager that never
 // trims validators and the gater.
 func newHost(cfg *Config, gater *Gater, reg prometheus.Registerer) (host.Host, error) {
-	rm, err := newResourceManager(cfg.Limits)
+	rm, err := newResourceManager(cfg.Limits, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -68,8 +68,9 @@ func newHost(cfg *Config, gater *Gater, reg prometheus.Registerer) (host.Host, e
 }
 
 // newResourceManager returns a resource manager scaled to limits, with
-// the node's services bounded explicitly.
-func newResourceManager(l Limits) (network.ResourceManager, error) {
+// the node's services bounded explicitly, that reports its scopes' use and
+// its blocked resources as libp2p_rcmgr_* metrics in reg.
+func newResourceManager(l Limits, reg prometheus.Registerer) (network.ResourceManager, error) {
 	scaling := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&scaling)
 	scaling.AddServiceLimit(syncService,
@@ -85,7 +86,12 @@ func newResourceManager(l Limits) (network.ResourceManager, error) {
 		rcmgr.BaseLimit{StreamsInbound: 8, StreamsOutbound: 8, Streams: 16, Memory: 2 << 20},
 		rcmgr.BaseLimitIncrease{})
 	limits := scaling.Scale(l.MaxMemory, l.MaxFDs)
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits), rcmgr.WithMetricsDisabled())
+	str, err := rcmgr.NewStatsTraceReporter()
+	if err != nil {
+		return nil, fmt.Errorf("node: resource manager metrics: %w", err)
+	}
+	rcmgr.MustRegisterWith(reg)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits), rcmgr.WithTraceReporter(str))
 	if err != nil {
 		return nil, fmt.Errorf("node: resource manager: %w", err)
 	}

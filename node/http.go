@@ -23,6 +23,7 @@ const MaxBlocksPerPage = 1000
 // apiServer is the node's HTTP API:
 //
 //	GET  /status                         the node's Status as JSON
+//	GET  /health                         the node's Health: 200 if ready, 503 if not
 //	GET  /metrics                        Prometheus metrics
 //	GET  /blocks?from_round=R&limit=N    committed blocks from round R, N ≤ 1000
 //	POST /tx                             body: one raw transaction; 202 if accepted
@@ -67,6 +68,7 @@ func newAPIHandler(n *Node, txs *txBroadcaster, log *slog.Logger) http.Handler {
 	h := &apiHandler{n: n, txs: txs, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", h.status)
+	mux.HandleFunc("GET /health", h.health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /blocks", h.blocks)
 	mux.HandleFunc("POST /tx", h.tx)

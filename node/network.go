@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -24,6 +25,7 @@ type Network struct {
 	blocksID    libp2pproto.ID
 	committedID libp2pproto.ID
 	chunksID    libp2pproto.ID
+	ops         *opsMetrics // nil: not measured
 }
 
 var _ syncer.Network = (*Network)(nil)
@@ -71,10 +73,12 @@ func (n *Network) Peers() []peer.ID { return n.h.Network().Peers() }
 // on success and reset on any error; ctx's deadline bounds the whole
 // exchange and its cancellation resets the stream.
 func (n *Network) request(ctx context.Context, p peer.ID, id libp2pproto.ID, req any, limit int, resp any) (err error) {
+	defer n.ops.observeRequest(protoName(id), sideClient, time.Now())
 	s, err := n.h.NewStream(ctx, p, id)
 	if err != nil {
 		return fmt.Errorf("node: open %s stream to %s: %w", id, p, err)
 	}
+	s = n.ops.count(s, protoName(id))
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer func() {
 		stop()

@@ -43,6 +43,9 @@ type Node struct {
 	opened   *blockstore.Opened
 	mempool  *Mempool
 	metrics  *metrics
+	ops      *opsMetrics
+	build    BuildInfo
+	peers    peerRounds // the best round heard from peers
 	gater    *Gater
 	host     host.Host
 	net      *Network
@@ -77,7 +80,9 @@ func New(cfg Config) (n *Node, err error) {
 		metrics: newMetrics(),
 		gater:   newGater(),
 		changed: make(chan struct{}, 1),
+		build:   ReadBuildInfo(cfg.Version),
 	}
+	n.ops = newOpsMetrics(n.metrics.reg, n.build)
 	var cleanup []func()
 	defer func() {
 		if err != nil {
@@ -110,6 +115,7 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	cleanup = append(cleanup, func() { _ = n.host.Close() })
 	n.net = NewNetwork(n.host, cfg.Genesis.ChainID)
+	n.net.ops = n.ops
 
 	scfg := cfg.Syncer
 	scfg.Logger = log.With("logger", "p2pnode/syncer")
@@ -171,9 +177,9 @@ func (n *Node) Run(ctx context.Context) error {
 		log:     log.With("logger", "p2pnode/server"),
 		served:  n.metrics.servedRequest,
 	}
-	n.host.SetStreamHandler(protocol.BlocksID(chainID), srv.handleBlocks)
-	n.host.SetStreamHandler(protocol.CommittedID(chainID), srv.handleCommitted)
-	n.host.SetStreamHandler(protocol.ChunksID(chainID), srv.handleChunks)
+	n.host.SetStreamHandler(protocol.BlocksID(chainID), n.ops.serve(srv.handleBlocks))
+	n.host.SetStreamHandler(protocol.CommittedID(chainID), n.ops.serve(srv.handleCommitted))
+	n.host.SetStreamHandler(protocol.ChunksID(chainID), n.ops.serve(srv.handleChunks))
 	defer n.host.RemoveStreamHandler(protocol.BlocksID(chainID))
 	defer n.host.RemoveStreamHandler(protocol.CommittedID(chainID))
 	defer n.host.RemoveStreamHandler(protocol.ChunksID(chainID))
@@ -184,7 +190,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer stopCons()
 	consDone := make(chan error, 1)
 	if n.engine != nil {
-		n.host.SetStreamHandler(protocol.VoteID(chainID), n.handleVote)
+		n.host.SetStreamHandler(protocol.VoteID(chainID), n.ops.serve(n.handleVote))
 		defer n.host.RemoveStreamHandler(protocol.VoteID(chainID))
 		go func() { consDone <- n.engine.Run(consCtx) }()
 	}
@@ -193,6 +199,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer stopWorkers()
 	var workers sync.WaitGroup
 	worker := newSyncWorker(n.mgr, n.opened.Blocks, n.cfg.SyncTimeout, log.With("logger", "p2pnode/syncer"), n.syncDone)
+	worker.ops = n.ops
 	n.worker.Store(worker)
 	workers.Go(func() { worker.run(wctx, n.opened.SyncTarget, n.waitForPeers) })
 	boot := newBootstrapper(n.host, n.cfg.Bootstrap, n.cfg.ReconnectMin, n.cfg.ReconnectMax, n.log)
@@ -336,6 +343,9 @@ func (n *Node) waitForPeers(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Build returns the build information the node reports.
+func (n *Node) Build() BuildInfo { return n.build }
 
 // SyncStats returns the sync manager's counters.
 func (n *Node) SyncStats() syncer.Stats { return n.mgr.Stats() }

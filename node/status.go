@@ -23,6 +23,20 @@ type Status struct {
 	ListenAddrs []string `json:"listen_addrs"`
 	// Consensus is set on a validator.
 	Consensus *ConsensusStatus `json:"consensus,omitempty"`
+
+	// CatchingUp: the node is more than Config.ReadyRounds rounds behind
+	// BestPeerRound, the highest QC round heard from a peer; Distance is
+	// how many rounds behind it the node's highest QC is (0 if not).
+	CatchingUp    bool   `json:"catching_up"`
+	BestPeerRound uint64 `json:"best_peer_round"`
+	Distance      uint64 `json:"distance"`
+	// EarliestRound is the round of the oldest committed block the node
+	// can serve (its archive's first); a node that fast-forwarded has
+	// nothing before the block it fast-forwarded to. With an empty
+	// archive it is the committed round.
+	EarliestRound uint64 `json:"earliest_round"`
+	// Version is the node's build version.
+	Version string `json:"version"`
 }
 
 // ConsensusStatus is a validator's consensus counters.
@@ -53,6 +67,13 @@ func (n *Node) Status() Status {
 		Syncing:          n.mgr.Syncing(),
 		MempoolTxs:       n.mempool.Len(),
 	}
+	h := n.Health()
+	s.CatchingUp, s.BestPeerRound, s.Distance = h.CatchingUp, h.BestPeerRound, h.Distance
+	s.EarliestRound = committed.Round
+	if cbs, err := st.Ledger().BlocksFrom(0, 1); err == nil && len(cbs) > 0 {
+		s.EarliestRound = cbs[0].Info.Round
+	}
+	s.Version = n.build.Version
 	for _, a := range n.host.Addrs() {
 		s.ListenAddrs = append(s.ListenAddrs, a.String())
 	}

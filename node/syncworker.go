@@ -25,6 +25,7 @@ type syncWorker struct {
 	timeout time.Duration
 	log     *slog.Logger
 	done    func(err error) // told about every sync's end
+	ops     *opsMetrics     // observes successful syncs; nil: not measured
 
 	mu      sync.Mutex
 	pending *syncOffer
@@ -138,7 +139,7 @@ const catchUpRounds = 10
 func (w *syncWorker) sync(ctx context.Context, o *syncOffer) bool {
 	sctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
-	start := time.Now()
+	start, before := time.Now(), w.mgr.Stats()
 	local := w.local()
 	w.log.Debug("sync start", "peer", o.from, "commit_round", o.si.CommitRound(), "qc_round", o.si.HighestQC.Round(),
 		"local_commit_round", local.commit, "local_qc_round", local.qc)
@@ -146,6 +147,9 @@ func (w *syncWorker) sync(ctx context.Context, o *syncOffer) bool {
 	w.done(err)
 	switch {
 	case err == nil:
+		if w.ops != nil {
+			w.ops.observeSync(before, w.mgr.Stats(), start)
+		}
 		// Following the chain round by round is routine; a catch-up over
 		// many rounds is a state change an operator wants to see.
 		now := w.local()
@@ -174,7 +178,11 @@ func (w *syncWorker) resume(ctx context.Context, t *store.SyncTarget, peersReady
 		}
 		w.log.Info("resuming fast-forward", "round", t.QCs[2].CommitInfo().Round, "version", t.QCs[2].CommitInfo().Version)
 		sctx, cancel := context.WithTimeout(ctx, w.timeout)
+		start, before := time.Now(), w.mgr.Stats()
 		err := w.mgr.ResumeFastForward(sctx, t.Blocks, t.QCs)
+		if err == nil && w.ops != nil {
+			w.ops.observeSync(before, w.mgr.Stats(), start)
+		}
 		cancel()
 		w.done(err)
 		if err == nil {

@@ -27,8 +27,14 @@ func (n *Node) readTopic(ctx context.Context, sub *pubsub.Subscription) {
 		from := msg.GetFrom()
 		switch m := msg.ValidatorData.(type) {
 		case *protocol.SyncInfoMsg:
+			n.peers.note(&m.SyncInfo)
 			n.offerSync(&m.SyncInfo, from)
 		case *protocol.ConsensusMsg:
+			if m.Proposal != nil {
+				n.peers.note(&m.Proposal.SyncInfo)
+			} else if m.Timeout != nil {
+				n.peers.note(&m.Timeout.SyncInfo)
+			}
 			n.onConsensus(m, from)
 		case *protocol.TxMsg:
 			added := 0

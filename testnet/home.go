@@ -92,6 +92,9 @@ type HomeConfig struct {
 	// to reach a bootstrap peer.
 	ReconnectMin Duration `json:"reconnect_min"`
 	ReconnectMax Duration `json:"reconnect_max"`
+	// ReadyRounds is how many rounds the node may trail the best peer and
+	// still answer GET /health with ready.
+	ReadyRounds uint64 `json:"ready_rounds"`
 }
 
 // DefaultHomeConfig returns node.DefaultConfig's values, the API and admin
@@ -116,6 +119,7 @@ func DefaultHomeConfig() HomeConfig {
 		SyncTimeout:       Duration(d.SyncTimeout),
 		ReconnectMin:      Duration(d.ReconnectMin),
 		ReconnectMax:      Duration(d.ReconnectMax),
+		ReadyRounds:       d.ReadyRounds,
 	}
 }
 
@@ -170,6 +174,7 @@ func (c *HomeConfig) Apply(cfg *node.Config) error {
 	cfg.SyncTimeout = time.Duration(c.SyncTimeout)
 	cfg.ReconnectMin = time.Duration(c.ReconnectMin)
 	cfg.ReconnectMax = time.Duration(c.ReconnectMax)
+	cfg.ReadyRounds = c.ReadyRounds
 	return nil
 }
 
