@@ -7,14 +7,17 @@ import (
 
 	golog "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/gologshim"
+
+	"github.com/p2pnode/p2pnode/node"
 )
 
 // setupLogging routes slog's default logger and libp2p's loggers through
-// go-log, which reads GOLOG_LOG_LEVEL and GOLOG_LOG_FMT. Without
-// GOLOG_LOG_LEVEL, p2pnode's own subsystems log at info and the others
-// (libp2p) at error.
+// go-log, which reads GOLOG_LOG_LEVEL and GOLOG_LOG_FMT, and through a log
+// hub that streams the lines to the admin API's readers (GET /admin/logs).
+// Without GOLOG_LOG_LEVEL, p2pnode's own subsystems log at info and the
+// others (libp2p) at error.
 func setupLogging() {
-	h := errorText{golog.SlogHandler()}
+	h := errorText{node.NewLogHub(node.DefaultLogStreamLines).Handler(golog.SlogHandler())}
 	slog.SetDefault(slog.New(h))
 	gologshim.SetDefaultHandler(h)
 	if os.Getenv("GOLOG_LOG_LEVEL") == "" && os.Getenv("IPFS_LOGGING") == "" {
@@ -80,3 +83,23 @@ func errorAttr(a slog.Attr) slog.Attr {
 	}
 	return slog.Attr{Key: a.Key, Value: v}
 }
+
+// logHub returns the hub setupLogging installed in front of h, or nil.
+func logHub(h slog.Handler) *node.LogHub {
+	if e, ok := h.(errorText); ok {
+		h = e.Handler
+	}
+	return node.LogHubOf(h)
+}
+
+// goLogLevels are go-log's levels, which every logger of the process
+// (libp2p's too) obeys.
+type goLogLevels struct{}
+
+// SetLevel sets subsystem's level; "*" sets them all.
+func (goLogLevels) SetLevel(subsystem, level string) error {
+	return golog.SetLogLevel(subsystem, level)
+}
+
+// Levels lists the subsystems' levels, the default under "".
+func (goLogLevels) Levels() map[string]string { return golog.SubsystemLevelNames() }

@@ -7,6 +7,9 @@
 //	p2pnode run      run one node from its home
 //	p2pnode testnet  run a local multi-process testnet
 //	p2pnode status   print a running node's status
+//	p2pnode logs     tail a running node's log lines
+//	p2pnode log-level  show or change a running node's log levels
+//	p2pnode version  print the version, commit and protocol versions
 //	p2pnode bench    measure sync speed against the seed's design and the machine's ceiling
 //
 // Run `p2pnode <command> --help` for a command's flags. Logs go to stderr
@@ -36,6 +39,9 @@ Commands:
   run       run one node (validator or full node) from its home
   testnet   run a local testnet: 4 validators and a full node that joins late
   status    print a summary of a running node's status
+  logs      tail a running node's log lines (JSON) from its admin API
+  log-level show or set a running node's log levels: log-level SUBSYSTEM LEVEL
+  version   print the version, commit, Go version and protocol versions
   bench     measure sync speed: bench sync [flags]
 
 Run 'p2pnode <command> --help' for the command's flags.
@@ -79,6 +85,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdStatus(ctx, rest, stdout, stderr)
 	case "bench":
 		err = cmdBench(ctx, rest, stdout, stderr)
+	case "logs":
+		err = cmdLogs(ctx, rest, stdout, stderr)
+	case "log-level":
+		err = cmdLogLevel(ctx, rest, stdout, stderr)
+	case "version":
+		err = cmdVersion(rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "p2pnode: unknown command %q\n\n%s", cmd, usage)
 		return 2

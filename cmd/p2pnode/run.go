@@ -61,14 +61,23 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	cfg.Logger = slog.Default()
+	cfg.Version = version
+	// The log hub streams every line to the admin API; setupLogging puts
+	// it in front of go-log for the whole process (libp2p included).
+	hub := logHub(slog.Default().Handler())
+	if hub == nil {
+		hub = node.NewLogHub(node.DefaultLogStreamLines)
+		cfg.Logger = slog.New(hub.Handler(slog.Default().Handler()))
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log := slog.Default().With("logger", "p2pnode/cmd")
+	log := cfg.Logger.With("logger", "p2pnode/cmd")
 
 	// The node serves its HTTP API itself (and stops it first when it
 	// stops); the admin API, which drives the connection gater for
-	// testnets, is the command's and listens on loopback only.
+	// testnets and serves the log stream, log levels and profiles, is the
+	// command's and listens on loopback only.
 	var adminLn net.Listener
 	if h.Config.Admin != "" {
 		if adminLn, err = listenLoopback(h.Config.Admin); err != nil {
@@ -81,11 +90,15 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	var servers []*http.Server
+	// Log streams end when adminCtx does, at shutdown.
+	adminCtx, stopAdmin := context.WithCancel(context.Background())
+	defer stopAdmin()
 	if adminLn != nil {
 		srv := &http.Server{
-			Handler:           node.AdminHandler(n.Gater()),
+			Handler:           node.NewAdminHandler(node.AdminConfig{Gater: n.Gater(), Logs: hub, Levels: goLogLevels{}}),
 			ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+			BaseContext:       func(net.Listener) context.Context { return adminCtx },
 		}
 		servers = append(servers, srv)
 		go func() { _ = srv.Serve(adminLn) }()
@@ -98,6 +111,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		case <-ctx.Done():
 		case <-nodeCtx.Done():
 		}
+		stopAdmin()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		for _, srv := range servers {

@@ -63,6 +63,9 @@ func printStatus(w io.Writer, s *node.Status) {
 	row("root round", "%d", s.RootRound)
 	row("peers", "%d", s.Peers)
 	row("syncing", "%v", s.Syncing)
+	row("best peer round", "%d (%d rounds behind, catching up %v)", s.BestPeerRound, s.Distance, s.CatchingUp)
+	row("earliest round", "%d", s.EarliestRound)
+	row("version", "%s", s.Version)
 	row("mempool", "%d txs", s.MempoolTxs)
 	for i, a := range s.ListenAddrs {
 		k := ""
