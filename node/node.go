@@ -290,7 +290,7 @@ func (n *Node) Store() *blockstore.Store { return n.opened.Blocks }
 // APIAddr returns the HTTP API's listen address, or nil without API.
 func (n *Node) APIAddr() net.Addr { return n.apiAddr }
 
-// Handler returns the HTTP API's handler (GET /status, GET /metrics,
+// Handler returns the HTTP API's handler (GET /status, GET /health, GET /metrics,
 // GET /blocks, POST /tx), which Run serves on Config.APIAddr. Transactions
 // posted are gossiped only while the node runs.
 func (n *Node) Handler() http.Handler { return n.handler }
