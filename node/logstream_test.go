@@ -271,3 +271,33 @@ func TestAdminLogLevel(t *testing.T) {
 		t.Fatalf("set all: status %d, levels %v", code, levels)
 	}
 }
+
+// BenchmarkLogHub measures a logging call through the hub's handler with
+// no reader, and with one reader that keeps up.
+func BenchmarkLogHub(b *testing.B) {
+	for _, readers := range []int{0, 1} {
+		b.Run(map[int]string{0: "no reader", 1: "one reader"}[readers], func(b *testing.B) {
+			hub := node.NewLogHub(node.DefaultLogStreamLines)
+			log := hubLogger(hub, "p2pnode/bench")
+			if readers > 0 {
+				s := hub.Subscribe(node.LogFilter{Level: slog.LevelDebug})
+				defer s.Close()
+				stop := make(chan struct{})
+				defer close(stop)
+				go func() {
+					for {
+						select {
+						case <-s.Items():
+						case <-stop:
+							return
+						}
+					}
+				}()
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				log.Info("synced", "commit_round", i, "peer", "12D3KooW")
+			}
+		})
+	}
+}
