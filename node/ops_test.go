@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/p2pnode/p2pnode/chain/chaintest"
 	"github.com/p2pnode/p2pnode/node"
@@ -160,5 +161,31 @@ func TestOpsAfterSync(t *testing.T) {
 		if !strings.Contains(string(sm), name) {
 			t.Errorf("server GET /metrics lacks %s", name)
 		}
+	}
+}
+
+// TestHealthBehindIsNotReady: a node that hears of a peer far ahead and
+// cannot catch up (every sync hits its deadline at once) is not ready,
+// and says how far behind it is.
+func TestHealthBehindIsNotReady(t *testing.T) {
+	v := chaintest.NewValidators(64, 4)
+	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 1, TxSize: 30, Seed: 8})
+	blocks := b.Extend(b.Genesis(), 30)
+	scfg := testConfig(t, "server", v.Genesis, chaintest.Key(fullNodeSeed, 0))
+	preload(t, scfg.Home, v.Genesis, blocks)
+	server := start(t, scfg)
+
+	ccfg := testConfig(t, "client", v.Genesis, chaintest.Key(fullNodeSeed, 1))
+	ccfg.Bootstrap = addrInfos(server)
+	ccfg.SyncTimeout = time.Nanosecond
+	client := start(t, ccfg)
+	waitFor(t, "client to hear of the server's round", func() bool { return client.Health().BestPeerRound == 30 })
+	code, h := health(t, client)
+	if code != http.StatusServiceUnavailable || h.Ready || !h.CatchingUp || h.Distance != 30 ||
+		h.Reason != "30 rounds behind the best peer (at most 10)" {
+		t.Fatalf("GET /health = %d %+v, want 503, catching up, 30 rounds behind", code, h)
+	}
+	if s := client.Status(); !s.CatchingUp || s.Distance != 30 || s.BestPeerRound != 30 {
+		t.Fatalf("status: catching up %v, distance %d, best peer round %d", s.CatchingUp, s.Distance, s.BestPeerRound)
 	}
 }
