@@ -1,0 +1,486 @@
+package statetree
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/p2pnode/p2pnode/chain"
+)
+
+// KV is a key/value pair of a range, as a peer sends it.
+type KV struct {
+	Key, Value []byte
+}
+
+// RangeProof proves that a list of leaves, sorted by key hash, is exactly
+// the set of leaves of the tree whose key hashes lie between the first and
+// the last of them. With the leaves, it gives everything needed to compute
+// the root: the positions of the first and last leaves and the subtrees
+// entirely to the left of the first and to the right of the last.
+type RangeProof struct {
+	// FirstDepth and LastDepth are the depths of the first and last leaves
+	// in the tree (the lengths of their paths).
+	FirstDepth, LastDepth uint16
+	// Left has, top down, the sibling of each node of the first leaf's
+	// path that is a right child: one per depth k < FirstDepth where bit k
+	// of the first key hash is 1.
+	Left []chain.Hash
+	// Right has, top down, the sibling of each node of the last leaf's
+	// path that is a left child: one per depth k < LastDepth where bit k of
+	// the last key hash is 0.
+	Right []chain.Hash
+}
+
+// RangeProof returns the proof of the leaves of the tree of version from
+// the leaf of key hash first to that of last, both in the tree.
+func (t *Tree) RangeProof(version uint64, first, last chain.Hash) (*RangeProof, error) {
+	if bytes.Compare(first[:], last[:]) > 0 {
+		return nil, fmt.Errorf("statetree: range proof from %s after %s", first.Short(), last.Short())
+	}
+	p := &RangeProof{}
+	for i, kh := range [2]chain.Hash{first, last} {
+		l, gp, err := t.Get(version, kh)
+		if err != nil {
+			return nil, err
+		}
+		if l == nil {
+			return nil, fmt.Errorf("statetree: range proof: key hash %s not in version %d", kh.Short(), version)
+		}
+		want := byte(1 - i) // left siblings where the bit is 1, right ones where it is 0
+		for k, s := range gp.Siblings {
+			if bit(&kh, k) != want {
+				continue
+			}
+			if i == 0 {
+				p.Left = append(p.Left, s)
+			} else {
+				p.Right = append(p.Right, s)
+			}
+		}
+		if i == 0 {
+			p.FirstDepth = uint16(len(gp.Siblings))
+		} else {
+			p.LastDepth = uint16(len(gp.Siblings))
+		}
+	}
+	return p, nil
+}
+
+// Leaves returns up to limit leaves of the tree of version, in key-hash
+// order, starting with the first whose key hash is at least from.
+func (t *Tree) Leaves(version uint64, from chain.Hash, limit int) ([]*Leaf, error) {
+	u := &updater{r: t.r}
+	n, err := u.get(NodeKey{Version: version})
+	if err != nil {
+		return nil, err
+	}
+	var out []*Leaf
+	err = walk(u, n, 0, chain.Hash{}, &from, limit, &out)
+	return out, err
+}
+
+// walk appends to out the leaves of the subtree n at (d, path) with key
+// hash at least *from (every leaf if from is nil), until out has limit.
+func walk(u *updater, n *Node, d int, path chain.Hash, from *chain.Hash, limit int, out *[]*Leaf) error {
+	switch n.Kind {
+	case KindLeaf:
+		if from == nil || bytes.Compare(n.Leaf.KeyHash[:], from[:]) >= 0 {
+			*out = append(*out, n.Leaf)
+		}
+		return nil
+	case KindNull:
+		return nil
+	}
+	if d >= MaxDepth {
+		return fmt.Errorf("%w: internal node at depth %d", ErrCorrupt, d)
+	}
+	for b, c := range [2]Child{n.Left, n.Right} {
+		if len(*out) >= limit {
+			return nil
+		}
+		if c.Kind == KindNull {
+			continue
+		}
+		cp := withBit(path, d, byte(b))
+		f := from
+		if f != nil {
+			// The child's key hashes all start with cp's d+1 bits.
+			switch bytes.Compare(cp[:], prefixPtr(f, d+1)[:]) {
+			case -1:
+				continue
+			case 1:
+				f = nil
+			}
+		}
+		cn, err := u.get(NodeKey{Version: c.Version, Depth: uint16(d + 1), Path: cp})
+		if err != nil {
+			return err
+		}
+		if err := walk(u, cn, d+1, cp, f, limit, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func prefixPtr(h *chain.Hash, d int) *chain.Hash {
+	p := prefix(*h, d)
+	return &p
+}
+
+// rangeCalc computes the root of a range from its leaves and proof.
+type rangeCalc struct {
+	leaves      []Leaf
+	dF, dL      int
+	left, right []chain.Hash
+	li, ri      int
+	// edge[k], for each depth k < dL where the last key hash has bit 1, is
+	// the hash of the left child of the last leaf's path node at depth k:
+	// what the next chunk needs of this one.
+	edge [MaxDepth]chain.Hash
+}
+
+func (rc *rangeCalc) takeLeft() (chain.Hash, error) {
+	if rc.li >= len(rc.left) {
+		return chain.Hash{}, vfail(ErrMalformedProof, "too few left siblings")
+	}
+	rc.li++
+	return rc.left[rc.li-1], nil
+}
+
+func (rc *rangeCalc) takeRight() (chain.Hash, error) {
+	if rc.ri >= len(rc.right) {
+		return chain.Hash{}, vfail(ErrMalformedProof, "too few right siblings")
+	}
+	rc.ri++
+	return rc.right[rc.ri-1], nil
+}
+
+// interior returns the hash of the subtree at depth d holding exactly ls.
+func interior(d int, ls []Leaf) chain.Hash {
+	switch len(ls) {
+	case 0:
+		return Placeholder
+	case 1:
+		return LeafHash(ls[0].KeyHash, ls[0].ValueHash)
+	}
+	i := splitLeaves(ls, d)
+	return NodeHash(interior(d+1, ls[:i]), interior(d+1, ls[i:]))
+}
+
+func splitLeaves(ls []Leaf, d int) int {
+	lo, hi := 0, len(ls)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if bit(&ls[m].KeyHash, d) == 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// node returns the hash of the subtree at depth d on the path of the first
+// leaf (onLeft), of the last (onRight) or both, whose leaves in the range
+// are ls.
+func (rc *rangeCalc) node(d int, ls []Leaf, onLeft, onRight bool) (chain.Hash, error) {
+	if !onLeft && !onRight {
+		return interior(d, ls), nil
+	}
+	if (onLeft && d == rc.dF) || (onRight && d == rc.dL) {
+		if len(ls) != 1 || (onLeft && d != rc.dF) || (onRight && d != rc.dL) {
+			return chain.Hash{}, vfail(ErrMalformedProof, "leaf at depth %d is not alone", d)
+		}
+		return LeafHash(ls[0].KeyHash, ls[0].ValueHash), nil
+	}
+	if d >= MaxDepth {
+		return chain.Hash{}, vfail(ErrMalformedProof, "path past the maximum depth")
+	}
+	first, last := &rc.leaves[0].KeyHash, &rc.leaves[len(rc.leaves)-1].KeyHash
+	i := splitLeaves(ls, d)
+	var h0, h1 chain.Hash
+	var err error
+	left := func() { h0, err = rc.takeLeft() }
+	right := func() { h1, err = rc.takeRight() }
+	sub := func(h *chain.Hash, ls []Leaf, l, r bool) {
+		if err == nil {
+			*h, err = rc.node(d+1, ls, l, r)
+		}
+	}
+	switch {
+	case onLeft && onRight:
+		switch b, c := bit(first, d), bit(last, d); {
+		case b == 0 && c == 0:
+			// Siblings are consumed top down: this one before the child's.
+			right()
+			sub(&h0, ls, true, true)
+		case b == 1 && c == 1:
+			left()
+			sub(&h1, ls, true, true)
+		default:
+			sub(&h0, ls[:i], true, false)
+			sub(&h1, ls[i:], false, true)
+		}
+	case onLeft:
+		if bit(first, d) == 1 {
+			left()
+			sub(&h1, ls, true, false)
+		} else {
+			sub(&h0, ls[:i], true, false)
+			h1 = interior(d+1, ls[i:])
+		}
+	default:
+		if bit(last, d) == 0 {
+			right()
+			sub(&h0, ls, false, true)
+		} else {
+			h0 = interior(d+1, ls[:i])
+			sub(&h1, ls[i:], false, true)
+		}
+	}
+	if err != nil {
+		return chain.Hash{}, err
+	}
+	if onRight && bit(last, d) == 1 {
+		rc.edge[d] = h0
+	}
+	return NodeHash(h0, h1), nil
+}
+
+// rangeRoot returns the root that leaves (hashed, sorted) and p give.
+func rangeRoot(leaves []Leaf, p *RangeProof, left []chain.Hash) (chain.Hash, *rangeCalc, error) {
+	if p == nil {
+		return chain.Hash{}, nil, vfail(ErrMalformedProof, "no proof")
+	}
+	if len(leaves) == 0 {
+		return chain.Hash{}, nil, vfail(ErrEmptyRange, "no leaves")
+	}
+	if p.FirstDepth > MaxDepth || p.LastDepth > MaxDepth {
+		return chain.Hash{}, nil, vfail(ErrMalformedProof, "depths %d, %d", p.FirstDepth, p.LastDepth)
+	}
+	rc := &rangeCalc{leaves: leaves, dF: int(p.FirstDepth), dL: int(p.LastDepth), left: left, right: p.Right}
+	h, err := rc.node(0, leaves, true, true)
+	if err != nil {
+		return chain.Hash{}, nil, err
+	}
+	if rc.li != len(rc.left) || rc.ri != len(rc.right) {
+		return chain.Hash{}, nil, vfail(ErrMalformedProof, "%d left and %d right siblings unused", len(rc.left)-rc.li, len(rc.right)-rc.ri)
+	}
+	return h, rc, nil
+}
+
+// hashLeaves hashes kvs into leaves and checks their order and sizes.
+func hashLeaves(kvs []KV) ([]Leaf, error) {
+	ls := make([]Leaf, len(kvs))
+	for i := range kvs {
+		kv := &kvs[i]
+		if len(kv.Key) == 0 || len(kv.Key) > MaxKeySize || len(kv.Value) > MaxValueSize {
+			return nil, vfail(ErrMalformedProof, "leaf %d: key of %d bytes, value of %d bytes", i, len(kv.Key), len(kv.Value))
+		}
+		ls[i] = Leaf{KeyHash: KeyHash(kv.Key), ValueHash: ValueHash(kv.Value), Key: kv.Key, Value: kv.Value}
+		if i > 0 && bytes.Compare(ls[i-1].KeyHash[:], ls[i].KeyHash[:]) >= 0 {
+			return nil, vfail(ErrOutOfOrder, "leaf %d", i)
+		}
+	}
+	return ls, nil
+}
+
+// VerifyRange checks that kvs are exactly the leaves of the tree of root
+// from the first of them to the last, in key-hash order, and returns them
+// hashed. It returns a [*chain.VerifyError] with Reason ErrEmptyRange,
+// ErrOutOfOrder, ErrMalformedProof or ErrWrongRoot (a tampered leaf, a leaf
+// left out, a tampered proof).
+func VerifyRange(root chain.Hash, kvs []KV, p *RangeProof) ([]Leaf, error) {
+	ls, err := hashLeaves(kvs)
+	if err != nil {
+		return nil, err
+	}
+	var left []chain.Hash
+	if p != nil {
+		left = p.Left
+	}
+	got, _, err := rangeRoot(ls, p, left)
+	if err != nil {
+		return nil, err
+	}
+	if got != root {
+		return nil, vfail(ErrWrongRoot, "got %s, want %s", got.Short(), root.Short())
+	}
+	return ls, nil
+}
+
+// RangeVerifier verifies the chunks of a snapshot of the tree of a root,
+// received in key-hash order: each chunk must start right after the
+// previous one, with no leaf of the tree between them. It needs no leaf of
+// earlier chunks, only the last leaf's path (at most MaxDepth hashes), so
+// a snapshot of any size verifies in bounded memory.
+type RangeVerifier struct {
+	root chain.Hash
+	// the last leaf verified, its depth and the left siblings of its path
+	started  bool
+	last     chain.Hash
+	lastHash chain.Hash
+	depth    int
+	edge     [MaxDepth]chain.Hash
+	done     bool
+}
+
+// NewRangeVerifier returns a verifier of the snapshot of the tree of root.
+func NewRangeVerifier(root chain.Hash) *RangeVerifier {
+	return &RangeVerifier{root: root, done: root == Placeholder}
+}
+
+// Complete reports whether the chunks verified so far are the whole tree.
+func (v *RangeVerifier) Complete() bool { return v.done }
+
+// Last returns the key hash of the last leaf verified, false before the
+// first chunk: the next chunk starts after it.
+func (v *RangeVerifier) Last() (chain.Hash, bool) { return v.last, v.started }
+
+// Verify checks the next chunk kvs with its proof p and returns its
+// leaves, hashed. Beyond the errors of [VerifyRange], it returns ErrGap if
+// p's left part is not the one the previous chunks give (leaves between
+// the chunks are missing) and ErrOutOfOrder if the chunk does not start
+// after the previous one or the snapshot is already complete. A chunk that
+// fails leaves the verifier unchanged.
+func (v *RangeVerifier) Verify(kvs []KV, p *RangeProof) ([]Leaf, error) {
+	if v.done {
+		return nil, vfail(ErrOutOfOrder, "snapshot already complete")
+	}
+	ls, err := hashLeaves(kvs)
+	if err != nil {
+		return nil, err
+	}
+	if len(ls) == 0 {
+		return nil, vfail(ErrEmptyRange, "no leaves")
+	}
+	if p == nil {
+		return nil, vfail(ErrMalformedProof, "no proof")
+	}
+	first := &ls[0].KeyHash
+	left, err := v.leftOf(first, int(p.FirstDepth))
+	if err != nil {
+		return nil, err
+	}
+	if len(left) != len(p.Left) {
+		return nil, vfail(ErrGap, "%d left siblings, the previous chunks give %d", len(p.Left), len(left))
+	}
+	for i := range left {
+		if left[i] != p.Left[i] {
+			return nil, vfail(ErrGap, "left sibling %d differs from the previous chunks", i)
+		}
+	}
+	got, rc, err := rangeRoot(ls, p, left)
+	if err != nil {
+		return nil, err
+	}
+	if got != v.root {
+		return nil, vfail(ErrWrongRoot, "got %s, want %s", got.Short(), v.root.Short())
+	}
+	lastLeaf := &ls[len(ls)-1]
+	v.started, v.last, v.lastHash, v.depth = true, lastLeaf.KeyHash, LeafHash(lastLeaf.KeyHash, lastLeaf.ValueHash), rc.dL
+	for k := 0; k < rc.dL; k++ {
+		if bit(&v.last, k) == 1 {
+			v.edge[k] = rc.edge[k]
+		}
+	}
+	v.done = true
+	for _, h := range p.Right {
+		if h != Placeholder {
+			v.done = false
+			break
+		}
+	}
+	return ls, nil
+}
+
+// leftOf returns the left siblings of the path of first, at depth dF,
+// that the chunks verified so far give, assuming no leaf between the last
+// of them and first.
+func (v *RangeVerifier) leftOf(first *chain.Hash, dF int) ([]chain.Hash, error) {
+	if dF > MaxDepth {
+		return nil, vfail(ErrMalformedProof, "depth %d", dF)
+	}
+	var left []chain.Hash
+	if !v.started {
+		for k := 0; k < dF; k++ {
+			if bit(first, k) == 1 {
+				left = append(left, Placeholder)
+			}
+		}
+		return left, nil
+	}
+	if bytes.Compare(first[:], v.last[:]) <= 0 {
+		return nil, vfail(ErrOutOfOrder, "chunk starts at %s, not after %s", first.Short(), v.last.Short())
+	}
+	l := commonPrefix(&v.last, first)
+	if v.depth <= l || dF <= l {
+		return nil, vfail(ErrGap, "paths of %s and %s", v.last.Short(), first.Short())
+	}
+	for k := 0; k < dF; k++ {
+		if bit(first, k) == 0 {
+			continue
+		}
+		switch {
+		case k < l:
+			left = append(left, v.edge[k])
+		case k == l:
+			// The subtree of the previous leaf below the split: its own
+			// left siblings, and nothing on its right.
+			h := v.lastHash
+			for j := v.depth - 1; j > l; j-- {
+				if bit(&v.last, j) == 1 {
+					h = NodeHash(v.edge[j], h)
+				} else {
+					h = NodeHash(h, Placeholder)
+				}
+			}
+			left = append(left, h)
+		default:
+			left = append(left, Placeholder)
+		}
+	}
+	return left, nil
+}
+
+// MarshalBinary encodes p:
+//
+//	uvarint(FirstDepth) | uvarint(LastDepth)
+//	uvarint(len(Left)) | Left | uvarint(len(Right)) | Right
+func (p *RangeProof) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 0, 8+(len(p.Left)+len(p.Right))*chain.HashSize)
+	b = binary.AppendUvarint(b, uint64(p.FirstDepth))
+	b = binary.AppendUvarint(b, uint64(p.LastDepth))
+	b = appendHashes(b, p.Left)
+	return appendHashes(b, p.Right), nil
+}
+
+// UnmarshalBinary decodes the form of [RangeProof.MarshalBinary], strictly:
+// depths and list lengths at most MaxDepth, no trailing bytes. It does not
+// verify p.
+func (p *RangeProof) UnmarshalBinary(b []byte) error {
+	*p = RangeProof{}
+	var ds [2]uint16
+	for i := range ds {
+		d, m := uvarint(b)
+		if m <= 0 || d > MaxDepth {
+			return vfail(ErrMalformedProof, "range proof depth")
+		}
+		ds[i], b = uint16(d), b[m:]
+	}
+	left, b, err := readHashes(b)
+	if err != nil {
+		return err
+	}
+	right, b, err := readHashes(b)
+	if err != nil {
+		return err
+	}
+	if len(b) != 0 {
+		return vfail(ErrMalformedProof, "%d trailing bytes", len(b))
+	}
+	*p = RangeProof{FirstDepth: ds[0], LastDepth: ds[1], Left: left, Right: right}
+	return nil
+}
