@@ -59,12 +59,58 @@ type sub struct {
 }
 
 // updater collects the nodes and stale records of one update (of one
-// goroutine of it).
+// goroutine of it). Nodes are allocated from a slab, a few allocations per
+// batch rather than one per node.
 type updater struct {
 	r       NodeReader
 	version uint64
 	nodes   []NodeEntry
 	stale   []StaleNode
+	slab    []Node
+	forks   []*updater // the updaters of parallel subtrees, merged at the end
+}
+
+// newUpdater returns an updater sized for about n writes.
+func newUpdater(r NodeReader, version uint64, n int) *updater {
+	// A write changes the nodes of its path below the part it shares with
+	// the other writes of the batch, log2(tree/batch) and a few more; a
+	// large batch is split between updaters, and appends grow the rest.
+	est := 4*n + 4
+	return &updater{r: r, version: version, nodes: make([]NodeEntry, 0, est), stale: make([]StaleNode, 0, est)}
+}
+
+func (u *updater) newNode() *Node {
+	if len(u.slab) == 0 {
+		u.slab = make([]Node, 256)
+	}
+	n := &u.slab[0]
+	u.slab = u.slab[1:]
+	return n
+}
+
+// merge gathers the nodes and stale records of u and its forks, in order.
+func (u *updater) merge() ([]NodeEntry, []StaleNode) {
+	if len(u.forks) == 0 {
+		return u.nodes, u.stale
+	}
+	var all []*updater
+	var gather func(*updater)
+	gather = func(w *updater) {
+		all = append(all, w)
+		for _, f := range w.forks {
+			gather(f)
+		}
+	}
+	gather(u)
+	nn, ns := 0, 0
+	for _, w := range all {
+		nn, ns = nn+len(w.nodes), ns+len(w.stale)
+	}
+	nodes, stale := make([]NodeEntry, 0, nn), make([]StaleNode, 0, ns)
+	for _, w := range all {
+		nodes, stale = append(nodes, w.nodes...), append(stale, w.stale...)
+	}
+	return nodes, stale
 }
 
 // Update applies writes, sorted by strictly increasing KeyHash, to the tree
@@ -93,7 +139,7 @@ func (t *Tree) Update(base, version uint64, writes []Write) (*Batch, error) {
 		leaves[i] = Leaf{KeyHash: w.KeyHash, Key: w.Key, Value: w.Value}
 		ops[i].leaf, ops[i].fresh = &leaves[i], true
 	}
-	u := &updater{r: t.r, version: version, nodes: make([]NodeEntry, 0, 2*len(writes)+1)}
+	u := newUpdater(t.r, version, len(writes))
 	rootKey := NodeKey{Version: version}
 	var root Child
 	if base != Empty {
@@ -109,7 +155,8 @@ func (t *Tree) Update(base, version uint64, writes []Write) (*Batch, error) {
 		}
 		if len(ops) == 0 {
 			u.nodes = append(u.nodes, NodeEntry{Key: rootKey, Node: n})
-			return &Batch{Version: version, Root: root.hash(), Nodes: u.nodes, Stale: u.stale}, nil
+			nodes, stale := u.merge()
+			return &Batch{Version: version, Root: root.hash(), Nodes: nodes, Stale: stale}, nil
 		}
 	}
 	s, err := u.update(0, chain.Hash{}, root, ops)
@@ -131,7 +178,8 @@ func (t *Tree) Update(base, version uint64, writes []Write) (*Batch, error) {
 		}
 		u.nodes = append(u.nodes, NodeEntry{Key: rootKey, Node: &Node{Kind: KindLeaf, Leaf: l}})
 	}
-	return &Batch{Version: version, Root: s.hash, Nodes: u.nodes, Stale: u.stale}, nil
+	nodes, stale := u.merge()
+	return &Batch{Version: version, Root: s.hash, Nodes: nodes, Stale: stale}, nil
 }
 
 func (u *updater) get(k NodeKey) (*Node, error) {
@@ -215,9 +263,14 @@ func (u *updater) update(d int, path chain.Hash, c Child, ops []op) (sub, error)
 		u.markStale(key)
 		i := split(ops, d)
 		p0, p1 := withBit(path, d, 0), withBit(path, d, 1)
-		s0, s1, err := u.both(d, len(ops),
-			func(w *updater) (sub, error) { return w.update(d+1, p0, n.Left, ops[:i]) },
-			func(w *updater) (sub, error) { return w.update(d+1, p1, n.Right, ops[i:]) })
+		var s0, s1 sub
+		if parallel(d, len(ops)) {
+			s0, s1, err = u.both(len(ops),
+				func(w *updater) (sub, error) { return w.update(d+1, p0, n.Left, ops[:i]) },
+				func(w *updater) (sub, error) { return w.update(d+1, p1, n.Right, ops[i:]) })
+		} else if s0, err = u.update(d+1, p0, n.Left, ops[:i]); err == nil {
+			s1, err = u.update(d+1, p1, n.Right, ops[i:])
+		}
 		if err != nil {
 			return sub{}, err
 		}
@@ -261,26 +314,30 @@ func (u *updater) build(d int, path chain.Hash, puts []op) (sub, error) {
 	}
 	i := split(puts, d)
 	p0, p1 := withBit(path, d, 0), withBit(path, d, 1)
-	s0, s1, err := u.both(d, len(puts),
-		func(w *updater) (sub, error) { return w.build(d+1, p0, puts[:i]) },
-		func(w *updater) (sub, error) { return w.build(d+1, p1, puts[i:]) })
+	var s0, s1 sub
+	var err error
+	if parallel(d, len(puts)) {
+		s0, s1, err = u.both(len(puts),
+			func(w *updater) (sub, error) { return w.build(d+1, p0, puts[:i]) },
+			func(w *updater) (sub, error) { return w.build(d+1, p1, puts[i:]) })
+	} else if s0, err = u.build(d+1, p0, puts[:i]); err == nil {
+		s1, err = u.build(d+1, p1, puts[i:])
+	}
 	if err != nil {
 		return sub{}, err
 	}
 	return u.combine(d, path, s0, s1)
 }
 
-// both runs f0 and f1, in parallel for a large batch near the root.
-func (u *updater) both(d, n int, f0, f1 func(*updater) (sub, error)) (sub, sub, error) {
-	if d >= parallelDepth || n < parallelMin {
-		s0, err := f0(u)
-		if err != nil {
-			return sub{}, sub{}, err
-		}
-		s1, err := f1(u)
-		return s0, s1, err
-	}
-	w := &updater{r: u.r, version: u.version}
+// parallel reports whether the two subtrees of a node at depth d, into
+// which n writes go, are updated in parallel.
+func parallel(d, n int) bool { return d < parallelDepth && n >= parallelMin }
+
+// both runs f0 on a new updater in a new goroutine and f1 on u; n writes
+// go into the two.
+func (u *updater) both(n int, f0, f1 func(*updater) (sub, error)) (sub, sub, error) {
+	w := newUpdater(u.r, u.version, n/2)
+	u.forks = append(u.forks, w)
 	var (
 		s0   sub
 		err0 error
@@ -299,8 +356,6 @@ func (u *updater) both(d, n int, f0, f1 func(*updater) (sub, error)) (sub, sub, 
 	if err1 != nil {
 		return sub{}, sub{}, err1
 	}
-	u.nodes = append(u.nodes, w.nodes...)
-	u.stale = append(u.stale, w.stale...)
 	return s0, s1, nil
 }
 
@@ -322,7 +377,9 @@ func (u *updater) combine(d int, path chain.Hash, s0, s1 sub) (sub, error) {
 		return sub{}, err
 	}
 	h := NodeHash(c0.hash(), c1.hash())
-	u.emit(NodeKey{Version: u.version, Depth: uint16(d), Path: path}, &Node{Kind: KindInternal, Left: c0, Right: c1})
+	n := u.newNode()
+	*n = Node{Kind: KindInternal, Left: c0, Right: c1}
+	u.emit(NodeKey{Version: u.version, Depth: uint16(d), Path: path}, n)
 	return sub{kind: KindInternal, hash: h, ver: u.version}, nil
 }
 
@@ -345,7 +402,9 @@ func (u *updater) place(d int, path chain.Hash, s sub) (Child, error) {
 	if s.at != nil {
 		u.markStale(*s.at)
 	}
-	u.emit(NodeKey{Version: u.version, Depth: uint16(d), Path: path}, &Node{Kind: KindLeaf, Leaf: l})
+	n := u.newNode()
+	*n = Node{Kind: KindLeaf, Leaf: l}
+	u.emit(NodeKey{Version: u.version, Depth: uint16(d), Path: path}, n)
 	return Child{Kind: KindLeaf, Version: u.version, Hash: s.hash}, nil
 }
 

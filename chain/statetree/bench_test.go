@@ -1,0 +1,181 @@
+package statetree_test
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/statetree"
+)
+
+// Benchmarks run against a tree of benchKeys keys of 8 bytes with values
+// of 90 bytes, the shape of the ledger's benchmark transactions.
+const benchKeys = 1 << 20
+
+var bench struct {
+	once sync.Once
+	tree *statetree.Tree
+	root chain.Hash
+	keys [][]byte
+}
+
+func benchValue(rng *rand.Rand) []byte {
+	v := make([]byte, 90)
+	for i := range v {
+		v[i] = byte(rng.Uint32())
+	}
+	return v
+}
+
+func benchKey(i uint64) []byte { return binary.BigEndian.AppendUint64(nil, i) }
+
+// benchTree returns the tree of benchKeys keys, at version 1.
+func benchTree(b *testing.B) (*statetree.Tree, chain.Hash, [][]byte) {
+	bench.once.Do(func() {
+		rng := rand.New(rand.NewPCG(1, 2))
+		ws := make([]statetree.Write, benchKeys)
+		bench.keys = make([][]byte, benchKeys)
+		for i := range ws {
+			bench.keys[i] = benchKey(uint64(i))
+			ws[i] = put(bench.keys[i], benchValue(rng))
+		}
+		ws = sortWrites(ws)
+		s := statetree.NewMemStore()
+		bench.tree = statetree.New(s)
+		batch, err := bench.tree.Update(statetree.Empty, 1, ws)
+		if err != nil {
+			panic(err)
+		}
+		s.Apply(batch)
+		bench.root = batch.Root
+	})
+	return bench.tree, bench.root, bench.keys
+}
+
+// BenchmarkUpdate: one batch of fresh keys into the tree of 1M keys (the
+// tree is not changed between iterations). ns/write is the figure to
+// compare with the ledger's per-transaction budget.
+func BenchmarkUpdate(b *testing.B) {
+	tr, _, _ := benchTree(b)
+	for _, n := range []int{100, 25600} {
+		b.Run("batch="+strconv.Itoa(n), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(3, uint64(n)))
+			ws := make([]statetree.Write, n)
+			for i := range ws {
+				ws[i] = put(benchKey(benchKeys+rng.Uint64()), benchValue(rng))
+			}
+			ws = sortWrites(ws)
+			b.ReportAllocs()
+			var nodes int
+			for b.Loop() {
+				batch, err := tr.Update(1, 2, ws)
+				if err != nil {
+					b.Fatal(err)
+				}
+				nodes = len(batch.Nodes)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(ws)), "ns/write")
+			b.ReportMetric(float64(nodes)/float64(len(ws)), "nodes/write")
+		})
+	}
+}
+
+func BenchmarkGetProof(b *testing.B) {
+	tr, _, keys := benchTree(b)
+	i := 0
+	for b.Loop() {
+		if _, _, err := tr.Get(1, statetree.KeyHash(keys[i%len(keys)])); err != nil {
+			b.Fatal(err)
+		}
+		i += 7919
+	}
+}
+
+func BenchmarkVerifyInclusion(b *testing.B) {
+	tr, root, keys := benchTree(b)
+	kh := statetree.KeyHash(keys[42])
+	l, p, err := tr.Get(1, kh)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := statetree.VerifyInclusion(root, kh, l.Value, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRangeVerify: verify snapshot chunks of the 1M-key tree in a
+// RangeVerifier, key and value hashing included. values/s is the figure of
+// the target (500k state values/s verified and applied).
+func BenchmarkRangeVerify(b *testing.B) {
+	tr, root, _ := benchTree(b)
+	for _, n := range []int{1000, 10000} {
+		b.Run("chunk="+strconv.Itoa(n), func(b *testing.B) {
+			// Consecutive chunks from the start, verified in order.
+			type ck struct {
+				kvs []statetree.KV
+				p   *statetree.RangeProof
+			}
+			var chunks []ck
+			var from chain.Hash
+			for range 8 {
+				ls, err := tr.Leaves(1, from, n)
+				if err != nil {
+					b.Fatal(err)
+				}
+				p, err := tr.RangeProof(1, ls[0].KeyHash, ls[len(ls)-1].KeyHash)
+				if err != nil {
+					b.Fatal(err)
+				}
+				kvs := make([]statetree.KV, len(ls))
+				for i, l := range ls {
+					kvs[i] = statetree.KV{Key: l.Key, Value: l.Value}
+				}
+				chunks = append(chunks, ck{kvs, p})
+				from = next(ls[len(ls)-1].KeyHash)
+			}
+			b.ReportAllocs()
+			var v *statetree.RangeVerifier
+			i := 0
+			for b.Loop() {
+				if i%len(chunks) == 0 {
+					v = statetree.NewRangeVerifier(root)
+				}
+				c := chunks[i%len(chunks)]
+				if _, err := v.Verify(c.kvs, c.p); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "values/s")
+		})
+	}
+}
+
+// BenchmarkRangeProof: serve a chunk of 1000 leaves with its proof.
+func BenchmarkRangeProof(b *testing.B) {
+	tr, _, _ := benchTree(b)
+	from := chain.Hash{0x55}
+	for b.Loop() {
+		ls, err := tr.Leaves(1, from, 1000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tr.RangeProof(1, ls[0].KeyHash, ls[len(ls)-1].KeyHash); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+
+// BenchmarkNodeHash: one internal-node hash, the unit of an update's cost.
+func BenchmarkNodeHash(b *testing.B) {
+	var h chain.Hash
+	for b.Loop() {
+		h = statetree.NodeHash(h, h)
+	}
+}
