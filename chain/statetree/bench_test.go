@@ -171,7 +171,6 @@ func BenchmarkRangeProof(b *testing.B) {
 	}
 }
 
-
 // BenchmarkNodeHash: one internal-node hash, the unit of an update's cost.
 func BenchmarkNodeHash(b *testing.B) {
 	var h chain.Hash
