@@ -7,25 +7,46 @@ import (
 
 // MemStore keeps nodes in memory: the storage of tests and benchmarks, and,
 // laid over a durable store with [NewOverlay], of speculative updates that
-// are not committed yet. It is safe for concurrent use.
+// are not committed yet. Like a durable store it keeps nodes encoded
+// ([Node.AppendBinary]) and decodes them on each read, in an arena of
+// blocks without pointers: a store of millions of nodes costs the garbage
+// collector nothing to scan. Pruned nodes leave the index, not the arena.
+// It is safe for concurrent use.
 type MemStore struct {
-	mu    sync.RWMutex
-	nodes map[NodeKey]*Node
-	stale []StaleNode
+	mu     sync.RWMutex
+	idx    map[NodeKey]uint64 // block<<48 | offset<<24 | length
+	blocks [][]byte
+	stale  []StaleNode
 }
 
+const memBlockSize = 1 << 24
+
 // NewMemStore returns an empty store.
-func NewMemStore() *MemStore { return &MemStore{nodes: make(map[NodeKey]*Node)} }
+func NewMemStore() *MemStore { return &MemStore{idx: make(map[NodeKey]uint64)} }
 
 // Node implements [NodeReader].
 func (m *MemStore) Node(k NodeKey) (*Node, error) {
-	m.mu.RLock()
-	n, ok := m.nodes[k]
-	m.mu.RUnlock()
+	n, ok, err := m.get(k)
 	if !ok {
 		return nil, fmt.Errorf("%w: %d/%d", ErrNodeNotFound, k.Version, k.Depth)
 	}
-	return n, nil
+	return n, err
+}
+
+func (m *MemStore) get(k NodeKey) (*Node, bool, error) {
+	m.mu.RLock()
+	loc, ok := m.idx[k]
+	var b []byte
+	if ok {
+		blk, off, n := loc>>48, loc>>24&(1<<24-1), loc&(1<<24-1)
+		b = m.blocks[blk][off : off+n : off+n]
+	}
+	m.mu.RUnlock()
+	if !ok {
+		return nil, false, nil
+	}
+	n, err := ParseNode(b)
+	return n, true, err
 }
 
 // Apply stores the nodes of b and records its stale nodes.
@@ -33,7 +54,15 @@ func (m *MemStore) Apply(b *Batch) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, e := range b.Nodes {
-		m.nodes[e.Key] = e.Node
+		last := len(m.blocks) - 1
+		enc := e.Node.AppendBinary(nil)
+		if last < 0 || len(m.blocks[last])+len(enc) > memBlockSize {
+			m.blocks = append(m.blocks, make([]byte, 0, memBlockSize))
+			last++
+		}
+		off := len(m.blocks[last])
+		m.blocks[last] = append(m.blocks[last], enc...)
+		m.idx[e.Key] = uint64(last)<<48 | uint64(off)<<24 | uint64(len(enc))
 	}
 	m.stale = append(m.stale, b.Stale...)
 }
@@ -47,8 +76,8 @@ func (m *MemStore) Prune(keep uint64) int {
 	rest := m.stale[:0]
 	for _, s := range m.stale {
 		if s.StaleSince <= keep {
-			if _, ok := m.nodes[s.Key]; ok {
-				delete(m.nodes, s.Key)
+			if _, ok := m.idx[s.Key]; ok {
+				delete(m.idx, s.Key)
 				n++
 			}
 			continue
@@ -63,7 +92,26 @@ func (m *MemStore) Prune(keep uint64) int {
 func (m *MemStore) Len() int {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return len(m.nodes)
+	return len(m.idx)
+}
+
+// Nodes returns the nodes written by version, for tests and tools.
+func (m *MemStore) Nodes(version uint64) []*Node {
+	m.mu.RLock()
+	var keys []NodeKey
+	for k := range m.idx {
+		if k.Version == version {
+			keys = append(keys, k)
+		}
+	}
+	m.mu.RUnlock()
+	out := make([]*Node, 0, len(keys))
+	for _, k := range keys {
+		if n, err := m.Node(k); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // Overlay reads the nodes of uncommitted batches before those of a base
@@ -82,24 +130,8 @@ func (o *Overlay) Add(b *Batch) { o.mem.Apply(b) }
 
 // Node implements [NodeReader].
 func (o *Overlay) Node(k NodeKey) (*Node, error) {
-	o.mem.mu.RLock()
-	n, ok := o.mem.nodes[k]
-	o.mem.mu.RUnlock()
-	if ok {
-		return n, nil
+	if n, ok, err := o.mem.get(k); ok {
+		return n, err
 	}
 	return o.base.Node(k)
-}
-
-// Nodes returns the nodes written by version, for tests and tools.
-func (m *MemStore) Nodes(version uint64) []*Node {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	var out []*Node
-	for k, n := range m.nodes {
-		if k.Version == version {
-			out = append(out, n)
-		}
-	}
-	return out
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"github.com/p2pnode/p2pnode/chain"
 )
@@ -158,15 +159,16 @@ func (rc *rangeCalc) takeRight() (chain.Hash, error) {
 }
 
 // interior returns the hash of the subtree at depth d holding exactly ls.
-func interior(d int, ls []Leaf) chain.Hash {
+// lh are the leaves' hashes.
+func interior(d int, ls []Leaf, lh []chain.Hash) chain.Hash {
 	switch len(ls) {
 	case 0:
 		return Placeholder
 	case 1:
-		return LeafHash(ls[0].KeyHash, ls[0].ValueHash)
+		return lh[0]
 	}
 	i := splitLeaves(ls, d)
-	return NodeHash(interior(d+1, ls[:i]), interior(d+1, ls[i:]))
+	return NodeHash(interior(d+1, ls[:i], lh[:i]), interior(d+1, ls[i:], lh[i:]))
 }
 
 func splitLeaves(ls []Leaf, d int) int {
@@ -185,15 +187,15 @@ func splitLeaves(ls []Leaf, d int) int {
 // node returns the hash of the subtree at depth d on the path of the first
 // leaf (onLeft), of the last (onRight) or both, whose leaves in the range
 // are ls.
-func (rc *rangeCalc) node(d int, ls []Leaf, onLeft, onRight bool) (chain.Hash, error) {
+func (rc *rangeCalc) node(d int, ls []Leaf, lh []chain.Hash, onLeft, onRight bool) (chain.Hash, error) {
 	if !onLeft && !onRight {
-		return interior(d, ls), nil
+		return interior(d, ls, lh), nil
 	}
 	if (onLeft && d == rc.dF) || (onRight && d == rc.dL) {
 		if len(ls) != 1 || (onLeft && d != rc.dF) || (onRight && d != rc.dL) {
 			return chain.Hash{}, vfail(ErrMalformedProof, "leaf at depth %d is not alone", d)
 		}
-		return LeafHash(ls[0].KeyHash, ls[0].ValueHash), nil
+		return lh[0], nil
 	}
 	if d >= MaxDepth {
 		return chain.Hash{}, vfail(ErrMalformedProof, "path past the maximum depth")
@@ -204,9 +206,9 @@ func (rc *rangeCalc) node(d int, ls []Leaf, onLeft, onRight bool) (chain.Hash, e
 	var err error
 	left := func() { h0, err = rc.takeLeft() }
 	right := func() { h1, err = rc.takeRight() }
-	sub := func(h *chain.Hash, ls []Leaf, l, r bool) {
+	sub := func(h *chain.Hash, ls []Leaf, lh []chain.Hash, l, r bool) {
 		if err == nil {
-			*h, err = rc.node(d+1, ls, l, r)
+			*h, err = rc.node(d+1, ls, lh, l, r)
 		}
 	}
 	switch {
@@ -215,29 +217,29 @@ func (rc *rangeCalc) node(d int, ls []Leaf, onLeft, onRight bool) (chain.Hash, e
 		case b == 0 && c == 0:
 			// Siblings are consumed top down: this one before the child's.
 			right()
-			sub(&h0, ls, true, true)
+			sub(&h0, ls, lh, true, true)
 		case b == 1 && c == 1:
 			left()
-			sub(&h1, ls, true, true)
+			sub(&h1, ls, lh, true, true)
 		default:
-			sub(&h0, ls[:i], true, false)
-			sub(&h1, ls[i:], false, true)
+			sub(&h0, ls[:i], lh[:i], true, false)
+			sub(&h1, ls[i:], lh[i:], false, true)
 		}
 	case onLeft:
 		if bit(first, d) == 1 {
 			left()
-			sub(&h1, ls, true, false)
+			sub(&h1, ls, lh, true, false)
 		} else {
-			sub(&h0, ls[:i], true, false)
-			h1 = interior(d+1, ls[i:])
+			sub(&h0, ls[:i], lh[:i], true, false)
+			h1 = interior(d+1, ls[i:], lh[i:])
 		}
 	default:
 		if bit(last, d) == 0 {
 			right()
-			sub(&h0, ls, false, true)
+			sub(&h0, ls, lh, false, true)
 		} else {
-			h0 = interior(d+1, ls[:i])
-			sub(&h1, ls[i:], false, true)
+			h0 = interior(d+1, ls[:i], lh[:i])
+			sub(&h1, ls[i:], lh[i:], false, true)
 		}
 	}
 	if err != nil {
@@ -250,7 +252,7 @@ func (rc *rangeCalc) node(d int, ls []Leaf, onLeft, onRight bool) (chain.Hash, e
 }
 
 // rangeRoot returns the root that leaves (hashed, sorted) and p give.
-func rangeRoot(leaves []Leaf, p *RangeProof, left []chain.Hash) (chain.Hash, *rangeCalc, error) {
+func rangeRoot(leaves []Leaf, lh []chain.Hash, p *RangeProof, left []chain.Hash) (chain.Hash, *rangeCalc, error) {
 	if p == nil {
 		return chain.Hash{}, nil, vfail(ErrMalformedProof, "no proof")
 	}
@@ -261,7 +263,7 @@ func rangeRoot(leaves []Leaf, p *RangeProof, left []chain.Hash) (chain.Hash, *ra
 		return chain.Hash{}, nil, vfail(ErrMalformedProof, "depths %d, %d", p.FirstDepth, p.LastDepth)
 	}
 	rc := &rangeCalc{leaves: leaves, dF: int(p.FirstDepth), dL: int(p.LastDepth), left: left, right: p.Right}
-	h, err := rc.node(0, leaves, true, true)
+	h, err := rc.node(0, leaves, lh, true, true)
 	if err != nil {
 		return chain.Hash{}, nil, err
 	}
@@ -271,20 +273,42 @@ func rangeRoot(leaves []Leaf, p *RangeProof, left []chain.Hash) (chain.Hash, *ra
 	return h, rc, nil
 }
 
-// hashLeaves hashes kvs into leaves and checks their order and sizes.
-func hashLeaves(kvs []KV) ([]Leaf, error) {
-	ls := make([]Leaf, len(kvs))
+// parallelLeaves is the chunk size from which hashLeaves hashes the two
+// halves of a chunk on two goroutines.
+const parallelLeaves = 256
+
+// hashLeaves hashes kvs into leaves, with their leaf hashes, and checks
+// their order and sizes.
+func hashLeaves(kvs []KV) ([]Leaf, []chain.Hash, error) {
 	for i := range kvs {
 		kv := &kvs[i]
 		if len(kv.Key) == 0 || len(kv.Key) > MaxKeySize || len(kv.Value) > MaxValueSize {
-			return nil, vfail(ErrMalformedProof, "leaf %d: key of %d bytes, value of %d bytes", i, len(kv.Key), len(kv.Value))
-		}
-		ls[i] = Leaf{KeyHash: KeyHash(kv.Key), ValueHash: ValueHash(kv.Value), Key: kv.Key, Value: kv.Value}
-		if i > 0 && bytes.Compare(ls[i-1].KeyHash[:], ls[i].KeyHash[:]) >= 0 {
-			return nil, vfail(ErrOutOfOrder, "leaf %d", i)
+			return nil, nil, vfail(ErrMalformedProof, "leaf %d: key of %d bytes, value of %d bytes", i, len(kv.Key), len(kv.Value))
 		}
 	}
-	return ls, nil
+	ls := make([]Leaf, len(kvs))
+	lh := make([]chain.Hash, len(kvs))
+	hash := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			kv := &kvs[i]
+			ls[i] = Leaf{KeyHash: KeyHash(kv.Key), ValueHash: ValueHash(kv.Value), Key: kv.Key, Value: kv.Value}
+			lh[i] = LeafHash(ls[i].KeyHash, ls[i].ValueHash)
+		}
+	}
+	if len(kvs) < parallelLeaves {
+		hash(0, len(kvs))
+	} else {
+		var wg sync.WaitGroup
+		wg.Go(func() { hash(0, len(kvs)/2) })
+		hash(len(kvs)/2, len(kvs))
+		wg.Wait()
+	}
+	for i := 1; i < len(ls); i++ {
+		if bytes.Compare(ls[i-1].KeyHash[:], ls[i].KeyHash[:]) >= 0 {
+			return nil, nil, vfail(ErrOutOfOrder, "leaf %d", i)
+		}
+	}
+	return ls, lh, nil
 }
 
 // VerifyRange checks that kvs are exactly the leaves of the tree of root
@@ -293,7 +317,7 @@ func hashLeaves(kvs []KV) ([]Leaf, error) {
 // ErrOutOfOrder, ErrMalformedProof or ErrWrongRoot (a tampered leaf, a leaf
 // left out, a tampered proof).
 func VerifyRange(root chain.Hash, kvs []KV, p *RangeProof) ([]Leaf, error) {
-	ls, err := hashLeaves(kvs)
+	ls, lh, err := hashLeaves(kvs)
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +325,7 @@ func VerifyRange(root chain.Hash, kvs []KV, p *RangeProof) ([]Leaf, error) {
 	if p != nil {
 		left = p.Left
 	}
-	got, _, err := rangeRoot(ls, p, left)
+	got, _, err := rangeRoot(ls, lh, p, left)
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +373,7 @@ func (v *RangeVerifier) Verify(kvs []KV, p *RangeProof) ([]Leaf, error) {
 	if v.done {
 		return nil, vfail(ErrOutOfOrder, "snapshot already complete")
 	}
-	ls, err := hashLeaves(kvs)
+	ls, lh, err := hashLeaves(kvs)
 	if err != nil {
 		return nil, err
 	}
@@ -372,7 +396,7 @@ func (v *RangeVerifier) Verify(kvs []KV, p *RangeProof) ([]Leaf, error) {
 			return nil, vfail(ErrGap, "left sibling %d differs from the previous chunks", i)
 		}
 	}
-	got, rc, err := rangeRoot(ls, p, left)
+	got, rc, err := rangeRoot(ls, lh, p, left)
 	if err != nil {
 		return nil, err
 	}
@@ -380,7 +404,7 @@ func (v *RangeVerifier) Verify(kvs []KV, p *RangeProof) ([]Leaf, error) {
 		return nil, vfail(ErrWrongRoot, "got %s, want %s", got.Short(), v.root.Short())
 	}
 	lastLeaf := &ls[len(ls)-1]
-	v.started, v.last, v.lastHash, v.depth = true, lastLeaf.KeyHash, LeafHash(lastLeaf.KeyHash, lastLeaf.ValueHash), rc.dL
+	v.started, v.last, v.lastHash, v.depth = true, lastLeaf.KeyHash, lh[len(lh)-1], rc.dL
 	for k := 0; k < rc.dL; k++ {
 		if bit(&v.last, k) == 1 {
 			v.edge[k] = rc.edge[k]
