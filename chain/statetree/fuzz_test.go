@@ -118,3 +118,38 @@ func FuzzRangeProof(f *testing.F) {
 		}
 	})
 }
+
+func FuzzResumeRestorer(f *testing.F) {
+	fx := fuzzTree(f)
+	ls, err := fx.tree.Leaves(1, chain.Hash{}, 10)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p, err := fx.tree.RangeProof(1, ls[0].KeyHash, ls[9].KeyHash)
+	if err != nil {
+		f.Fatal(err)
+	}
+	kvs := make([]statetree.KV, len(ls))
+	for i, l := range ls {
+		kvs[i] = statetree.KV{Key: l.Key, Value: l.Value}
+	}
+	rs := statetree.NewRestorer(1, fx.roots[1])
+	b, _ := rs.MarshalBinary()
+	f.Add(b)
+	if _, err := rs.AddChunk(kvs, p); err != nil {
+		f.Fatal(err)
+	}
+	b, _ = rs.MarshalBinary()
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rs, err := statetree.ResumeRestorer(b)
+		if err != nil {
+			return
+		}
+		if again, _ := rs.MarshalBinary(); !bytes.Equal(again, b) {
+			t.Fatal("a decoded restorer state encodes differently")
+		}
+		// Whatever the state, a chunk must not crash the restorer.
+		_, _ = rs.AddChunk(kvs, p)
+	})
+}

@@ -2,6 +2,7 @@ package statetree
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/p2pnode/p2pnode/chain"
@@ -255,4 +256,132 @@ func (r *Restorer) Finish() (chain.Hash, []NodeEntry) {
 	}
 	c := r.close(r.prevUp+1, -1)
 	return c.Hash, r.Take()
+}
+
+// MarshalBinary encodes the restorer's position, for a snapshot sync to
+// store with each chunk (after storing the chunk's nodes from Take) and to
+// resume from with [ResumeRestorer] after a crash:
+//
+//	uvarint(version) | root | flags (1: started, 2: complete)
+//	if started: KeyHash | ValueHash | uvarint(len(Key)) | Key
+//	            uvarint(len(Value)) | Value | uvarint(prevUp+1)
+//	            child(left[0]) … child(left[prevUp]), as in Node.AppendBinary
+//
+// where prevUp is the depth at which the last leaf split from the one
+// before it (-1 for the first leaf) and left[j] the left child of the
+// node at depth j on the last leaf's path (empty where its bit is 0).
+func (r *Restorer) MarshalBinary() ([]byte, error) {
+	b := binary.AppendUvarint(nil, r.version)
+	b = append(b, r.root[:]...)
+	var flags byte
+	if r.started {
+		flags |= 1
+	}
+	if r.done {
+		flags |= 2
+	}
+	b = append(b, flags)
+	if !r.started {
+		return b, nil
+	}
+	b = append(b, r.prev.KeyHash[:]...)
+	b = append(b, r.prev.ValueHash[:]...)
+	b = binary.AppendUvarint(b, uint64(len(r.prev.Key)))
+	b = append(b, r.prev.Key...)
+	b = binary.AppendUvarint(b, uint64(len(r.prev.Value)))
+	b = append(b, r.prev.Value...)
+	b = binary.AppendUvarint(b, uint64(r.prevUp+1))
+	for j := 0; j <= r.prevUp; j++ {
+		c := r.left[j]
+		b = append(b, byte(c.Kind))
+		if c.Kind != KindNull {
+			b = binary.AppendUvarint(b, c.Version)
+			b = append(b, c.Hash[:]...)
+		}
+	}
+	return b, nil
+}
+
+// ResumeRestorer returns the restorer whose position b encodes
+// ([Restorer.MarshalBinary]). It decodes strictly: sizes within limits,
+// hashes that match the leaf, left children only where the path goes
+// right, no trailing bytes.
+func ResumeRestorer(b []byte) (*Restorer, error) {
+	bad := func(what string) (*Restorer, error) {
+		return nil, fmt.Errorf("%w: restorer state: %s", ErrCorrupt, what)
+	}
+	v, m := uvarint(b)
+	if m == 0 || len(b)-m < chain.HashSize+1 {
+		return bad("header")
+	}
+	b = b[m:]
+	r := NewRestorer(v, chain.Hash(b[:chain.HashSize]))
+	flags := b[chain.HashSize]
+	b = b[chain.HashSize+1:]
+	if flags&^3 != 0 || (flags&1 == 0 && flags&2 != 0 && r.root != Placeholder) {
+		return bad("flags")
+	}
+	r.done = flags&2 != 0
+	if flags&1 == 0 {
+		if len(b) != 0 || r.done != (r.root == Placeholder) {
+			return bad("trailing bytes")
+		}
+		return r, nil
+	}
+	r.started = true
+	if len(b) < 2*chain.HashSize {
+		return bad("leaf")
+	}
+	l := Leaf{KeyHash: chain.Hash(b[:chain.HashSize]), ValueHash: chain.Hash(b[chain.HashSize : 2*chain.HashSize])}
+	b = b[2*chain.HashSize:]
+	kl, m := uvarint(b)
+	if m == 0 || kl == 0 || kl > MaxKeySize || uint64(len(b)-m) < kl {
+		return bad("key")
+	}
+	l.Key, b = append([]byte(nil), b[m:m+int(kl)]...), b[m+int(kl):]
+	vl, m := uvarint(b)
+	if m == 0 || vl > MaxValueSize || uint64(len(b)-m) < vl {
+		return bad("value")
+	}
+	l.Value, b = append([]byte{}, b[m:m+int(vl)]...), b[m+int(vl):]
+	if KeyHash(l.Key) != l.KeyHash || ValueHash(l.Value) != l.ValueHash {
+		return bad("leaf hashes")
+	}
+	r.prev, r.prevHash = l, l.Hash()
+	up, m := uvarint(b)
+	if m == 0 || up > MaxDepth {
+		return bad("split depth")
+	}
+	b = b[m:]
+	r.prevUp, r.hi = int(up)-1, int(up)-1
+	for j := 0; j <= r.prevUp; j++ {
+		if len(b) == 0 {
+			return bad("short path")
+		}
+		c := Child{Kind: Kind(b[0])}
+		b = b[1:]
+		switch c.Kind {
+		case KindNull:
+		case KindLeaf, KindInternal:
+			if bit(&l.KeyHash, j) == 0 {
+				return bad("left child where the path goes left")
+			}
+			v, m := uvarint(b)
+			if m == 0 || len(b)-m < chain.HashSize {
+				return bad("short child")
+			}
+			c.Version, c.Hash = v, chain.Hash(b[m:m+chain.HashSize])
+			b = b[m+chain.HashSize:]
+		default:
+			return bad("child kind")
+		}
+		r.left[j] = c
+	}
+	if r.prevUp >= 0 && r.left[r.prevUp].Kind == KindNull {
+		return bad("no leaf before the split")
+	}
+	if len(b) != 0 {
+		return bad("trailing bytes")
+	}
+	return r, nil
 }

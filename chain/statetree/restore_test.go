@@ -107,3 +107,52 @@ func TestRestorerRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestRestorerResume: a restore killed after any chunk resumes from the
+// position stored with that chunk and ends with the same tree.
+func TestRestorerResume(t *testing.T) {
+	r := rand.New(rand.NewPCG(29, 30))
+	src := newFixture(t)
+	src.commit(3, randomWrites(r, 200, 1<<30, 0))
+	root := src.roots[3]
+	var chunks [][]statetree.KV
+	var proofs []*statetree.RangeProof
+	var from chain.Hash
+	for {
+		kvs, p := chunk(t, src.tree, 3, from, 1+r.IntN(30))
+		chunks, proofs = append(chunks, kvs), append(proofs, p)
+		from = next(statetree.KeyHash(kvs[len(kvs)-1].Key))
+		if _, err := statetree.VerifyRange(root, kvs, p); err != nil {
+			t.Fatal(err)
+		}
+		if rest, _ := src.tree.Leaves(3, from, 1); len(rest) == 0 {
+			break
+		}
+	}
+	for kill := range len(chunks) {
+		dst := statetree.NewMemStore()
+		rs := statetree.NewRestorer(3, root)
+		var saved []byte
+		for i := range chunks {
+			if i == kill+1 {
+				var err error
+				if rs, err = statetree.ResumeRestorer(saved); err != nil {
+					t.Fatalf("resume after chunk %d: %v", kill, err)
+				}
+			}
+			if _, err := rs.AddChunk(chunks[i], proofs[i]); err != nil {
+				t.Fatalf("kill after %d, chunk %d: %v", kill, i, err)
+			}
+			dst.Apply(&statetree.Batch{Nodes: rs.Take()})
+			saved, _ = rs.MarshalBinary()
+		}
+		if !rs.Complete() {
+			t.Fatal("not complete after the last chunk")
+		}
+		got, nodes := rs.Finish()
+		dst.Apply(&statetree.Batch{Nodes: nodes})
+		if got != root || dst.Len() != reachable(t, dst, 3) {
+			t.Fatalf("kill after %d: root %s, %d nodes", kill, got.Short(), dst.Len())
+		}
+	}
+}
