@@ -228,3 +228,19 @@ func TestNodeEncodingRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestTinyTrees: a key space of four keys, so roots are often empty or a
+// single leaf, leaves rise to the root and sink again; after each version
+// the store, pruned to it, holds exactly the version's nodes.
+func TestTinyTrees(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	f := newFixture(t)
+	for v := uint64(1); v <= 300; v++ {
+		f.commit(v, randomWrites(r, r.IntN(4), 4, 0.5))
+		f.store.Prune(v)
+		if n, want := f.store.Len(), reachable(t, f.store, v); n != want {
+			t.Fatalf("version %d: %d nodes stored, %d reachable", v, n, want)
+		}
+		checkVersion(t, f.tree, v, f.roots[v], f.models[v], r)
+	}
+}
