@@ -16,10 +16,11 @@ import (
 const benchKeys = 1 << 20
 
 var bench struct {
-	once sync.Once
-	tree *statetree.Tree
-	root chain.Hash
-	keys [][]byte
+	once  sync.Once
+	store *statetree.MemStore
+	tree  *statetree.Tree
+	root  chain.Hash
+	keys  [][]byte
 }
 
 func benchValue(rng *rand.Rand) []byte {
@@ -50,7 +51,7 @@ func benchTree(b *testing.B) (*statetree.Tree, chain.Hash, [][]byte) {
 			panic(err)
 		}
 		s.Apply(batch)
-		bench.root = batch.Root
+		bench.store, bench.root = s, batch.Root
 	})
 	return bench.tree, bench.root, bench.keys
 }
@@ -80,6 +81,36 @@ func BenchmarkUpdate(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(ws)), "ns/write")
 			b.ReportMetric(float64(nodes)/float64(len(ws)), "nodes/write")
 		})
+	}
+}
+
+// BenchmarkBlock: what the state commitment would add to the execution and
+// commit of one block of 100 fresh keys at 1M keys: the update through the
+// block's overlay, laying its batch over, and encoding its nodes and stale
+// records for the store's transaction.
+func BenchmarkBlock(b *testing.B) {
+	benchTree(b)
+	rng := rand.New(rand.NewPCG(5, 6))
+	ws := make([]statetree.Write, 100)
+	for i := range ws {
+		ws[i] = put(benchKey(benchKeys+rng.Uint64()), benchValue(rng))
+	}
+	ws = sortWrites(ws)
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		ov := statetree.NewOverlay(bench.store)
+		batch, err := statetree.New(ov).Update(1, 2, ws)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ov.Add(batch)
+		for _, e := range batch.Nodes {
+			buf = e.Node.AppendBinary(e.Key.AppendBinary(buf[:0]))
+		}
+		for _, s := range batch.Stale {
+			buf = s.Key.AppendBinary(buf[:0])
+		}
 	}
 }
 

@@ -56,8 +56,13 @@ func (m *MemStore) Apply(b *Batch) {
 	for _, e := range b.Nodes {
 		last := len(m.blocks) - 1
 		enc := e.Node.AppendBinary(nil)
-		if last < 0 || len(m.blocks[last])+len(enc) > memBlockSize {
-			m.blocks = append(m.blocks, make([]byte, 0, memBlockSize))
+		if last < 0 || len(m.blocks[last])+len(enc) > cap(m.blocks[last]) {
+			// Blocks grow from 64 KiB, so that a small overlay stays small.
+			size := 64 << 10
+			if last >= 0 {
+				size = min(2*cap(m.blocks[last]), memBlockSize)
+			}
+			m.blocks = append(m.blocks, make([]byte, 0, max(size, len(enc))))
 			last++
 		}
 		off := len(m.blocks[last])
