@@ -248,7 +248,9 @@ func (r *Restorer) Take() []NodeEntry {
 
 // Finish ends the restore: it emits the nodes of the last leaf's path and
 // the root, and returns the root hash with the nodes not taken yet. The
-// restorer must not be used after.
+// tree is the verified one only once Complete reports true; before, Finish
+// builds the tree of the leaves added so far. The restorer must not be
+// used after.
 func (r *Restorer) Finish() (chain.Hash, []NodeEntry) {
 	if !r.started {
 		r.out = append(r.out, NodeEntry{Key: NodeKey{Version: r.version}, Node: &Node{Kind: KindNull}})
