@@ -61,7 +61,7 @@ func benchTree(b *testing.B) (*statetree.Tree, chain.Hash, [][]byte) {
 // compare with the ledger's per-transaction budget.
 func BenchmarkUpdate(b *testing.B) {
 	tr, _, _ := benchTree(b)
-	for _, n := range []int{100, 25600} {
+	for _, n := range []int{100, 2560, 25600} {
 		b.Run("batch="+strconv.Itoa(n), func(b *testing.B) {
 			rng := rand.New(rand.NewPCG(3, uint64(n)))
 			ws := make([]statetree.Write, n)
