@@ -27,7 +27,8 @@ type ProofLeaf struct {
 }
 
 // Get returns the leaf of keyHash in the tree of version (nil if the key
-// is absent) and the proof of that.
+// is absent) and the proof of that. The leaf may share memory with the
+// store: the caller must not modify it.
 func (t *Tree) Get(version uint64, keyHash chain.Hash) (*Leaf, *Proof, error) {
 	u := &updater{r: t.r}
 	n, err := u.get(NodeKey{Version: version})

@@ -69,7 +69,8 @@ func (t *Tree) RangeProof(version uint64, first, last chain.Hash) (*RangeProof, 
 }
 
 // Leaves returns up to limit leaves of the tree of version, in key-hash
-// order, starting with the first whose key hash is at least from.
+// order, starting with the first whose key hash is at least from. The
+// leaves may share memory with the store: the caller must not modify them.
 func (t *Tree) Leaves(version uint64, from chain.Hash, limit int) ([]*Leaf, error) {
 	u := &updater{r: t.r}
 	n, err := u.get(NodeKey{Version: version})
