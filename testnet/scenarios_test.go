@@ -34,6 +34,7 @@ func TestLateFullNodeFastForwards(t *testing.T) {
 		}
 		return nil
 	})
+	checkDashboardMetrics(t, r)
 }
 
 // TestKilledValidatorCatchesUpAndVotes: a validator killed with SIGKILL
