@@ -278,6 +278,26 @@ func rangeRoot(leaves []Leaf, lh []chain.Hash, p *RangeProof, left []chain.Hash)
 // halves of a chunk on two goroutines.
 const parallelLeaves = 256
 
+// chunkLeaves hashes the leaves of the next chunk of a snapshot, kvs with
+// proof p, after the checks every chunk must pass: the snapshot is not
+// complete yet (done), the chunk has leaves and a proof.
+func chunkLeaves(done bool, kvs []KV, p *RangeProof) ([]Leaf, []chain.Hash, error) {
+	if done {
+		return nil, nil, vfail(ErrOutOfOrder, "snapshot already complete")
+	}
+	ls, lh, err := hashLeaves(kvs)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(ls) == 0 {
+		return nil, nil, vfail(ErrEmptyRange, "no leaves")
+	}
+	if p == nil {
+		return nil, nil, vfail(ErrMalformedProof, "no proof")
+	}
+	return ls, lh, nil
+}
+
 // hashLeaves hashes kvs into leaves, with their leaf hashes, and checks
 // their order and sizes.
 func hashLeaves(kvs []KV) ([]Leaf, []chain.Hash, error) {

@@ -41,18 +41,9 @@ func (v *RangeVerifier) Last() (chain.Hash, bool) { return v.last, v.started }
 // after the previous one or the snapshot is already complete. A chunk that
 // fails leaves the verifier unchanged.
 func (v *RangeVerifier) Verify(kvs []KV, p *RangeProof) ([]Leaf, error) {
-	if v.done {
-		return nil, vfail(ErrOutOfOrder, "snapshot already complete")
-	}
-	ls, lh, err := hashLeaves(kvs)
+	ls, lh, err := chunkLeaves(v.done, kvs, p)
 	if err != nil {
 		return nil, err
-	}
-	if len(ls) == 0 {
-		return nil, vfail(ErrEmptyRange, "no leaves")
-	}
-	if p == nil {
-		return nil, vfail(ErrMalformedProof, "no proof")
 	}
 	first := &ls[0].KeyHash
 	left, err := v.leftOf(first, int(p.FirstDepth))

@@ -53,18 +53,9 @@ func (r *Restorer) Last() (chain.Hash, bool) { return r.prev.KeyHash, r.started 
 // are those of [RangeVerifier.Verify]; a chunk that fails leaves the
 // restorer as it was.
 func (r *Restorer) AddChunk(kvs []KV, p *RangeProof) ([]Leaf, error) {
-	if r.done {
-		return nil, vfail(ErrOutOfOrder, "snapshot already complete")
-	}
-	ls, lh, err := hashLeaves(kvs)
+	ls, lh, err := chunkLeaves(r.done, kvs, p)
 	if err != nil {
 		return nil, err
-	}
-	if len(ls) == 0 {
-		return nil, vfail(ErrEmptyRange, "no leaves")
-	}
-	if p == nil {
-		return nil, vfail(ErrMalformedProof, "no proof")
 	}
 	if p.FirstDepth > MaxDepth || p.LastDepth > MaxDepth {
 		return nil, vfail(ErrMalformedProof, "depths %d, %d", p.FirstDepth, p.LastDepth)
