@@ -18,8 +18,30 @@ type Config struct {
 	// AttemptTimeout is the timeout of a first retrieval attempt; attempt k
 	// gets AttemptTimeout·2^(k-1), at most MaxAttemptTimeout and never past
 	// the sync's deadline.
+	//
+	// To that base a request adds the time its bytes take at the peer's
+	// measured delivery rate (see InitialPeerThroughput), so that a large
+	// response from a slow honest peer is not cut short; the sum is at
+	// most MaxResponseTimeout.
 	AttemptTimeout    time.Duration
 	MaxAttemptTimeout time.Duration
+	// AdaptiveFlow sizes each request's timeout to its expected bytes and
+	// the peer's measured rate, tells a slow peer (one that delivered other
+	// answers while the request was out) from a stalled one, penalising
+	// only the latter, and adapts the forward fetch's requests in flight
+	// per peer. false keeps the seed's fixed timeouts.
+	AdaptiveFlow bool
+	// InitialPeerThroughput is the delivery rate, in bytes/s, assumed of a
+	// peer not measured yet when sizing a request's timeout.
+	InitialPeerThroughput int
+	// MaxResponseTimeout caps a request's timeout, base and transfer time
+	// together: how long a stalled peer can hold a request.
+	MaxResponseTimeout time.Duration
+	// MaxPeerRequests caps the requests of a forward fetch in flight at one
+	// peer; within it each peer's window adapts (AIMD: one more request
+	// after an answer that found the window full, half after a timeout),
+	// starting at 2.
+	MaxPeerRequests int
 	// HedgeDelay, if positive, is how long a retrieval waits for the current
 	// peer before it also asks the next candidate; the first valid answer
 	// wins and the others are cancelled. 0 asks one peer at a time, as the
@@ -55,6 +77,14 @@ type Config struct {
 	// waiting to be inserted at once; with BlocksPerRequest it bounds the
 	// blocks held in memory whatever the gap.
 	ForwardWindows int
+	// ForwardRequestBytes: with AdaptiveFlow, a forward window spans fewer
+	// than BlocksPerRequest rounds when the blocks seen so far are large,
+	// so that one answer carries about this many bytes.
+	ForwardRequestBytes int
+	// ForwardMaxBytes bounds the bytes of blocks the open windows of a
+	// forward fetch are expected to hold (from the blocks seen so far); no
+	// window opens past it, but one always may.
+	ForwardMaxBytes int
 	// ChunkTxs is how many transactions one state-sync chunk request asks
 	// for.
 	ChunkTxs int
@@ -78,22 +108,28 @@ type Config struct {
 // DefaultConfig returns the configuration of a production node.
 func DefaultConfig() Config {
 	return Config{
-		BlocksPerRequest:    64,
-		AttemptTimeout:      2 * time.Second,
-		MaxAttemptTimeout:   10 * time.Second,
-		HedgeDelay:          500 * time.Millisecond,
-		MaxParallelAttempts: 3,
-		RankPeers:           true,
-		FallbackToPeers:     true,
-		FastForwardRounds:   200,
-		MaxPendingBytes:     256 << 20,
-		ForwardMinGap:       2 * 64,
-		ForwardWindows:      8,
-		ChunkTxs:            2000,
-		ChunksInFlight:      8,
-		ChunkTimeout:        10 * time.Second,
-		ProgressInterval:    5 * time.Second,
-		ScoreHalfLife:       5 * time.Minute,
+		BlocksPerRequest:      64,
+		AttemptTimeout:        2 * time.Second,
+		MaxAttemptTimeout:     10 * time.Second,
+		AdaptiveFlow:          true,
+		InitialPeerThroughput: 1 << 20,
+		MaxResponseTimeout:    60 * time.Second,
+		MaxPeerRequests:       8,
+		HedgeDelay:            500 * time.Millisecond,
+		MaxParallelAttempts:   3,
+		RankPeers:             true,
+		FallbackToPeers:       true,
+		FastForwardRounds:     200,
+		MaxPendingBytes:       256 << 20,
+		ForwardMinGap:         2 * 64,
+		ForwardWindows:        8,
+		ForwardRequestBytes:   8 << 20,
+		ForwardMaxBytes:       128 << 20,
+		ChunkTxs:              2000,
+		ChunksInFlight:        8,
+		ChunkTimeout:          10 * time.Second,
+		ProgressInterval:      5 * time.Second,
+		ScoreHalfLife:         5 * time.Minute,
 	}
 }
 
@@ -106,6 +142,7 @@ func SeedConfig() Config {
 	c.BlocksPerRequest = 1
 	c.AttemptTimeout = time.Second
 	c.HedgeDelay = 0
+	c.AdaptiveFlow = false
 	c.MaxParallelAttempts = 1
 	c.RankPeers = false
 	c.FallbackToPeers = false
@@ -126,10 +163,14 @@ func (c Config) Validate() error {
 	check(c.BlocksPerRequest >= 1 && c.BlocksPerRequest <= 256, "BlocksPerRequest %d, want 1 to 256", c.BlocksPerRequest)
 	check(c.AttemptTimeout > 0, "AttemptTimeout must be positive")
 	check(c.MaxAttemptTimeout >= c.AttemptTimeout, "MaxAttemptTimeout below AttemptTimeout")
+	check(c.InitialPeerThroughput >= 1<<10, "InitialPeerThroughput %d, want ≥ 1 KiB/s", c.InitialPeerThroughput)
+	check(c.MaxResponseTimeout >= c.MaxAttemptTimeout, "MaxResponseTimeout below MaxAttemptTimeout")
+	check(c.MaxPeerRequests >= 1 && c.MaxPeerRequests <= 64, "MaxPeerRequests %d, want 1 to 64", c.MaxPeerRequests)
 	check(c.HedgeDelay >= 0, "HedgeDelay is negative")
 	check(c.MaxParallelAttempts >= 1, "MaxParallelAttempts %d, want ≥ 1", c.MaxParallelAttempts)
 	check(c.MaxPendingBytes > 0, "MaxPendingBytes must be positive")
 	check(c.ForwardMinGap == 0 || (c.ForwardWindows >= 1 && c.ForwardWindows <= 64), "ForwardWindows %d, want 1 to 64", c.ForwardWindows)
+	check(c.ForwardMinGap == 0 || (c.ForwardMaxBytes > 0 && c.ForwardRequestBytes > 0), "ForwardMaxBytes and ForwardRequestBytes must be positive")
 	check(c.ChunkTxs >= 1, "ChunkTxs %d, want ≥ 1", c.ChunkTxs)
 	check(c.ChunksInFlight >= 1 && c.ChunksInFlight <= 64, "ChunksInFlight %d, want 1 to 64", c.ChunksInFlight)
 	check(c.ChunkTimeout > 0, "ChunkTimeout must be positive")

@@ -62,6 +62,7 @@ type fwdResult struct {
 	outcome Outcome
 	err     error
 	latency time.Duration
+	slow    bool // timed out while the peer delivered other answers
 }
 
 // forward is one forward fetch; its methods run on the syncing goroutine
@@ -69,6 +70,7 @@ type fwdResult struct {
 type forward struct {
 	m       *Manager
 	banned  *peerSet
+	flows   *flows
 	target  chain.BlockInfo // the committed block to reach
 	peers   []peer.ID       // candidates, best first
 	load    map[peer.ID]int // requests in flight per peer
@@ -107,7 +109,7 @@ func (m *Manager) forwardSync(ctx context.Context, commitCert *chain.QuorumCert,
 	m.log.Info("forward fetch started", "peer", from, "commit_block_id", commit.ID.Short(),
 		"commit_round", commit.Round, "root_round", root.Round)
 	f := &forward{
-		m: m, banned: banned, target: commit,
+		m: m, banned: banned, flows: m.retriever.flows, target: commit,
 		peers:      m.stateSyncPeers(from, commitCert, banned),
 		load:       make(map[peer.ID]int),
 		strikes:    make(map[peer.ID]int),
@@ -152,12 +154,14 @@ func (f *forward) run(ctx context.Context) error {
 		for range f.executed {
 		}
 	}()
-	window := uint64(f.m.cfg.BlocksPerRequest)
 	for {
 		if f.inserting == 0 && (f.m.store.Root().Info.Round >= f.target.Round || f.m.store.BlockExists(f.target.ID)) {
 			return nil
 		}
-		for len(f.windows) < f.m.cfg.ForwardWindows && f.next <= f.target.Round {
+		window := f.windowBlocks()
+		perWindow := f.flows.expectBlocks(int(window), protocol.MaxCommittedResponseSize)
+		for len(f.windows) < f.m.cfg.ForwardWindows && f.next <= f.target.Round &&
+			(len(f.windows) == 0 || (len(f.windows)+1)*perWindow <= f.m.cfg.ForwardMaxBytes) {
 			to := min(f.next+window, f.target.Round+1)
 			f.windows = append(f.windows, &fwdWindow{from: f.next, to: to, cursor: f.next, failed: make(map[peer.ID]bool)})
 			f.next = to
@@ -179,8 +183,12 @@ func (f *forward) run(ctx context.Context) error {
 		}
 		for _, w := range f.windows[f.inserting:] {
 			if !w.done && !w.inFlight {
-				if err := f.launch(ctx, w); err != nil {
+				launched, err := f.launch(ctx, w)
+				if err != nil {
 					return err
+				}
+				if !launched {
+					continue // every window is full: wait for an answer
 				}
 			}
 		}
@@ -216,56 +224,99 @@ func (f *forward) run(ctx context.Context) error {
 	}
 }
 
-// pick returns the peer to ask for w: the least loaded candidate that has
-// not failed w, is not banned and not dropped, best ranked first.
-func (f *forward) pick(w *fwdWindow) (peer.ID, bool) {
+// windowBlocks returns the rounds of the next window: BlocksPerRequest,
+// or fewer when the blocks seen so far are large, so that one answer
+// carries about ForwardRequestBytes. Smaller answers spread over more
+// requests in flight keep the links busy without waiting for one large
+// answer, and the windows complete one after another rather than all at
+// once.
+func (f *forward) windowBlocks() uint64 {
+	n := uint64(f.m.cfg.BlocksPerRequest)
+	if !f.m.cfg.AdaptiveFlow {
+		return n
+	}
+	per := f.flows.blockSize()
+	if per == 0 {
+		return n // nothing seen yet: the server's byte limit cuts large blocks short
+	}
+	return max(1, min(n, uint64(f.m.cfg.ForwardRequestBytes/per)))
+}
+
+// pick returns the peer to ask for w: of the candidates that have not
+// failed w, are not banned and not dropped, the one whose window has the
+// most room, then the least loaded, best ranked first. busy reports that
+// there are such candidates but every window is full; with no request of
+// this fetch in flight windows are not looked at (the requests filling
+// them are another sync's).
+func (f *forward) pick(w *fwdWindow) (p peer.ID, ok, busy bool) {
 	var best peer.ID
-	found := false
+	bestSpare, found := 0, false
 	for _, p := range f.peers {
 		if w.failed[p] || f.banned.has(p) || f.strikes[p] >= maxPeerStrikes {
 			continue
 		}
-		if !found || f.load[p] < f.load[best] {
-			best, found = p, true
+		spare, _ := f.flows.spare(p)
+		if f.running == 0 || !f.m.cfg.AdaptiveFlow {
+			spare = 1
+		}
+		if spare == 0 {
+			busy = true
+			continue
+		}
+		if !found || spare > bestSpare || (spare == bestSpare && f.load[p] < f.load[best]) {
+			best, bestSpare, found = p, spare, true
 		}
 	}
-	return best, found
+	return best, found, busy && !found
 }
 
 // launch sends the request for what w lacks to a peer, on its own
-// goroutine, which verifies the answer before handing it over.
-func (f *forward) launch(ctx context.Context, w *fwdWindow) error {
-	p, ok := f.pick(w)
+// goroutine, which verifies the answer before handing it over. It returns
+// false, launching nothing, when every candidate's window is full.
+func (f *forward) launch(ctx context.Context, w *fwdWindow) (bool, error) {
+	p, ok, busy := f.pick(w)
+	if busy {
+		return false, nil
+	}
 	if !ok && w.passes < 1 {
 		// Every candidate failed this window once: give each one more try
 		// (a timeout may have been a hiccup).
 		w.passes++
 		clear(w.failed)
-		p, ok = f.pick(w)
+		if p, ok, busy = f.pick(w); busy {
+			return false, nil
+		}
 	}
 	if !ok {
-		return fmt.Errorf("%w: rounds %d to %d after %d attempts", ErrAllPeersFailed, w.cursor, w.to-1, w.attempts)
+		return false, fmt.Errorf("%w: rounds %d to %d after %d attempts", ErrAllPeersFailed, w.cursor, w.to-1, w.attempts)
 	}
 	w.attempts++
-	timeout, ok := f.m.retriever.attemptTimeout(ctx, w.attempts)
-	if !ok {
-		return fmt.Errorf("%w: rounds %d to %d after %d attempts", ErrRoundDeadlineReached, w.cursor, w.to-1, w.attempts)
-	}
 	req := protocol.CommittedRequest{FromRound: w.cursor, ToRound: w.to, MaxBlocks: uint32(min(uint64(f.m.cfg.BlocksPerRequest), w.to-w.cursor))}
+	expected := f.flows.expectBlocks(int(req.MaxBlocks), protocol.MaxCommittedResponseSize)
+	sharing := min(f.m.cfg.ForwardWindows*expected, f.m.cfg.ForwardMaxBytes)
+	fr, timeout, ok := f.m.retriever.sizedTimeout(ctx, w.attempts, p, expected, sharing)
+	if !ok {
+		return false, fmt.Errorf("%w: rounds %d to %d after %d attempts", ErrRoundDeadlineReached, w.cursor, w.to-1, w.attempts)
+	}
 	w.inFlight = true
 	f.load[p]++
 	f.running++
-	f.m.log.Debug("fetching committed blocks", "from_round", req.FromRound, "to_round", req.ToRound, "peer", p, "attempt", w.attempts)
+	f.m.log.Debug("fetching committed blocks", "from_round", req.FromRound, "to_round", req.ToRound, "peer", p, "attempt", w.attempts, "timeout", timeout)
 	go func() {
 		actx, acancel := context.WithTimeout(ctx, timeout)
 		defer acancel()
 		start := time.Now()
 		resp, err := f.m.net.RequestCommitted(actx, p, req)
 		res := fwdResult{w: w, peer: p, latency: time.Since(start)}
+		var got, blocks int
+		if resp != nil {
+			got, blocks = blocksBytes(resp.Blocks), len(resp.Blocks)
+		}
+		res.slow = f.flows.done(fr, flowEndOf(ctx, err), got, blocks, time.Now())
 		res.blocks, res.status, res.outcome, res.err = checkCommitted(f.m.verifier, &req, resp, err)
 		f.results <- res
 	}()
-	return nil
+	return true, nil
 }
 
 // checkCommitted turns the answer to req into verified blocks, or an error
@@ -330,6 +381,14 @@ func (f *forward) handle(r fwdResult) {
 	w := r.w
 	w.inFlight = false
 	f.load[r.peer]--
+	if r.outcome == OutcomeTimeout && r.slow && f.m.cfg.AdaptiveFlow {
+		// The peer delivered other answers meanwhile: it is slow, or the
+		// link congested, not faulty. Its window has shrunk; ask again,
+		// of whichever peer has room.
+		f.m.scores.NoteSlow(r.peer, r.latency)
+		f.m.log.Debug("committed request timed out at a slow peer", "peer", r.peer, "from_round", w.cursor, "err", r.err)
+		return
+	}
 	f.m.scores.Record(r.peer, r.outcome, r.latency)
 	switch {
 	case r.outcome == OutcomeInvalid:
@@ -353,7 +412,7 @@ func (f *forward) handle(r fwdResult) {
 		// An empty window is legal (rounds that all timed out) but rare:
 		// believe it from two peers, or from the only one left.
 		w.empties++
-		if _, other := f.pick(w); w.empties >= 2 || !other {
+		if _, other, busy := f.pick(w); w.empties >= 2 || (!other && !busy) {
 			w.done = true
 		}
 		return

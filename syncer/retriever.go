@@ -28,6 +28,7 @@ type Retriever struct {
 	net      Network
 	verifier *chain.Verifier
 	scores   *Scores
+	flows    *flows
 	cfg      Config
 	self     peer.ID
 	log      *slog.Logger
@@ -44,7 +45,7 @@ func NewRetriever(net Network, verifier *chain.Verifier, scores *Scores, self pe
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Retriever{
-		net: net, verifier: verifier, scores: scores, cfg: cfg, self: self, log: log,
+		net: net, verifier: verifier, scores: scores, flows: newFlows(cfg), cfg: cfg, self: self, log: log,
 		rng: rand.New(rand.NewPCG(cfg.Seed, 0x7265747269657665)),
 	}
 }
@@ -144,22 +145,29 @@ func (r *Retriever) retrieve(ctx context.Context, qc *chain.QuorumCert, n int, t
 			return false
 		}
 		attempt++
-		timeout, ok := r.attemptTimeout(ctx, attempt)
+		p := candidates[next]
+		expected := r.flows.expectBlocks(n, protocol.MaxBlockResponseSize)
+		fr, timeout, ok := r.sizedTimeout(ctx, attempt, p, expected, expected*r.cfg.MaxParallelAttempts)
 		if !ok {
 			deadlineReached = true
 			return false
 		}
-		p := candidates[next]
 		next++
 		inFlight++
 		started[p] = time.Now()
-		r.log.Debug("fetching blocks", "block_id", req.BlockID.Short(), "count", req.Count, "peer", p, "attempt", attempt)
+		r.log.Debug("fetching blocks", "block_id", req.BlockID.Short(), "count", req.Count, "peer", p, "attempt", attempt, "timeout", timeout)
 		go func() {
 			actx, acancel := context.WithTimeout(ctx, timeout)
 			defer acancel()
 			start := time.Now()
 			resp, err := r.net.RequestBlocks(actx, p, req)
-			results <- attemptResult{peer: p, resp: resp, err: err, latency: time.Since(start)}
+			res := attemptResult{peer: p, resp: resp, err: err, latency: time.Since(start)}
+			var got, blocks int
+			if resp != nil {
+				got, blocks = blocksBytes(resp.Blocks), len(resp.Blocks)
+			}
+			res.slow = r.flows.done(fr, flowEndOf(ctx, err), got, blocks, time.Now())
+			results <- res
 		}()
 		return true
 	}
@@ -196,7 +204,13 @@ func (r *Retriever) retrieve(ctx context.Context, qc *chain.QuorumCert, n int, t
 			inFlight--
 			delete(started, res.peer)
 			blocks, outcome, err := r.check(res, qc, n, target, peek)
-			record(res.peer, outcome, res.latency)
+			if outcome == OutcomeTimeout && res.slow && r.cfg.AdaptiveFlow {
+				// The peer delivered other answers meanwhile: slow or
+				// congested, not faulty.
+				r.scores.NoteSlow(res.peer, res.latency)
+			} else {
+				record(res.peer, outcome, res.latency)
+			}
 			if err == nil {
 				return blocks, nil
 			}
@@ -235,6 +249,40 @@ type attemptResult struct {
 	resp    *protocol.BlockResponse
 	err     error
 	latency time.Duration
+	slow    bool // timed out while the peer delivered other answers
+}
+
+// sizedTimeout registers a request to p expected to bring expected bytes
+// and returns it with its timeout: the attempt's base timeout plus the
+// transfer time at p's measured rate (see [flows.start]), within what is
+// left of ctx's deadline; false when nothing is left, and then nothing is
+// registered.
+func (r *Retriever) sizedTimeout(ctx context.Context, attempt int, p peer.ID, expected, sharing int) (flowRequest, time.Duration, bool) {
+	base, ok := r.attemptTimeout(ctx, attempt)
+	if !ok {
+		return flowRequest{}, 0, false
+	}
+	if !r.cfg.AdaptiveFlow {
+		expected, sharing = 0, 0
+	}
+	fr := r.flows.start(p, expected, sharing, base, time.Now())
+	t := fr.timeout
+	if d, ok := ctx.Deadline(); ok {
+		t = min(t, time.Until(d))
+	}
+	return fr, max(t, time.Millisecond), true
+}
+
+// flowEndOf classifies the end of a request made under a context derived
+// from ctx that returned err.
+func flowEndOf(ctx context.Context, err error) flowEnd {
+	switch {
+	case err == nil, errors.Is(err, ErrMisbehaved):
+		return flowDelivered
+	case ctx.Err() != nil:
+		return flowCancelled
+	}
+	return flowTimedOut
 }
 
 // attemptTimeout returns the timeout of the given attempt (1-based):

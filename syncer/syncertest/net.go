@@ -37,6 +37,11 @@ type Peer struct {
 	Ledger *ledger.Ledger
 	// Latency delays every answer (virtual time under testing/synctest).
 	Latency time.Duration
+	// BytesPerSecond, if positive, is the peer's uplink: each answer's
+	// encoding takes its size over this rate to arrive, after Latency,
+	// and the answers to concurrent requests share the link one after
+	// another (virtual time under testing/synctest).
+	BytesPerSecond float64
 	// MaxResponseBytes caps a block response the way a server's byte limit
 	// does; 0 means protocol.MaxBlockResponseSize.
 	MaxResponseBytes int
@@ -51,6 +56,9 @@ type Peer struct {
 	// BlockRequests, CommittedRequests and ChunkRequests count the
 	// requests received.
 	BlockRequests, CommittedRequests, ChunkRequests atomic.Int64
+
+	linkMu    sync.Mutex
+	busyUntil time.Time // when the link has sent what it was given
 }
 
 // Net is an in-memory syncer.Network. It is safe for concurrent use.
@@ -141,7 +149,7 @@ func (n *Net) RequestBlocks(ctx context.Context, id peer.ID, req protocol.BlockR
 		resp = honest()
 	}
 	var out protocol.BlockResponse
-	if err := wire(resp, protocol.MaxBlockResponseSize, &out); err != nil {
+	if err := p.send(ctx, resp, protocol.MaxBlockResponseSize, &out); err != nil {
 		return nil, err
 	}
 	return &out, ctx.Err()
@@ -173,7 +181,7 @@ func (n *Net) RequestCommitted(ctx context.Context, id peer.ID, req protocol.Com
 		resp = honest()
 	}
 	var out protocol.CommittedResponse
-	if err := wire(resp, protocol.MaxCommittedResponseSize, &out); err != nil {
+	if err := p.send(ctx, resp, protocol.MaxCommittedResponseSize, &out); err != nil {
 		return nil, err
 	}
 	return &out, ctx.Err()
@@ -201,22 +209,40 @@ func (n *Net) RequestChunk(ctx context.Context, id peer.ID, req protocol.ChunkRe
 		resp = honest()
 	}
 	var out protocol.ChunkResponse
-	if err := wire(resp, protocol.MaxChunkResponseSize, &out); err != nil {
+	if err := p.send(ctx, resp, protocol.MaxChunkResponseSize, &out); err != nil {
 		return nil, err
 	}
 	return &out, ctx.Err()
 }
 
-// wire sends v through the codec: encoded, checked against the size limit
-// and decoded strictly, as a real stream would. Failures are the sender's
-// fault and wrap syncer.ErrMisbehaved.
-func wire(v any, limit int, out any) error {
+// send sends v through the codec and p's link: encoded, checked against
+// the size limit, carried at p's rate and decoded strictly, as a real
+// stream would. Failures are the sender's fault and wrap
+// syncer.ErrMisbehaved; a ctx that ends while the link carries v returns
+// its error.
+func (p *Peer) send(ctx context.Context, v any, limit int, out any) error {
 	enc, err := chain.Encode(v)
 	if err != nil {
 		return fmt.Errorf("%w: %w", syncer.ErrMisbehaved, err)
 	}
 	if len(enc) > limit {
 		return fmt.Errorf("%w: response of %d bytes, limit %d", syncer.ErrMisbehaved, len(enc), limit)
+	}
+	if p.BytesPerSecond > 0 {
+		p.linkMu.Lock()
+		now := time.Now()
+		if p.busyUntil.Before(now) {
+			p.busyUntil = now
+		}
+		p.busyUntil = p.busyUntil.Add(time.Duration(float64(len(enc)) / p.BytesPerSecond * float64(time.Second)))
+		t := time.NewTimer(p.busyUntil.Sub(now))
+		p.linkMu.Unlock()
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	if err := chain.Decode(enc, limit, out); err != nil {
 		return fmt.Errorf("%w: %w", syncer.ErrMisbehaved, err)
