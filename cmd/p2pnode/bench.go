@@ -11,7 +11,7 @@ import (
 	"github.com/p2pnode/p2pnode/testnet/bench"
 )
 
-const benchUsage = `bench sync [--blocks N] [--txs-per-block T] [--tx-size B] [--validators V] [--latency D] [--peers P] [--mode blocks|statesync] [--cpuprofile F]
+const benchUsage = `bench sync [--blocks N] [--txs-per-block T] [--tx-size B] [--validators V] [--latency D] [--link RTT/BW] [--peers P] [--mode blocks|statesync] [--cpuprofile F]
 
 Measures catch-up in one process. P serving nodes (real libp2p hosts on
 loopback, each response delayed by --latency) hold a pre-built valid chain of
@@ -20,7 +20,10 @@ block and chunk protocols. The same run measures the ceiling (verify, execute
 and store the same blocks with no network) and the seed baseline (one block
 per request, one request at a time, author first, over the same network).
 --mode statesync measures a fast-forward state sync of the N x T
-transactions instead.
+transactions instead. --link RTT/BW (e.g. 150ms/100Mbit) puts every host on
+a simulated packet network instead of loopback: QUIC over links of that
+bandwidth up and down, each packet taking RTT/2 one way; the result then
+reports goodput_bytes_per_s and goodput_fraction_of_link.
 
 Progress goes to stderr; the last line on stdout is one JSON object with the
 results (blocks, txs_per_block, tx_size, validators, latency_ms, peers,
@@ -46,6 +49,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Validators, "validators", cfg.Validators, "size of the validator set that signs the chain")
 	fs.IntVar(&cfg.Peers, "peers", cfg.Peers, "number of serving hosts")
 	fs.DurationVar(&cfg.Latency, "latency", cfg.Latency, "delay a server adds before each response")
+	link := fs.String("link", "", "simulated link RTT/BANDWIDTH for every host, e.g. 150ms/100Mbit (bit, kbit, Mbit, Gbit); empty: loopback")
 	fs.IntVar(&cfg.SeedBlocks, "seed-blocks", cfg.SeedBlocks, "blocks the seed baseline catches up (a prefix of the chain); 0 skips it")
 	fs.BoolVar(&cfg.SkipCeiling, "skip-ceiling", cfg.SkipCeiling, "skip the no-network ceiling")
 	fs.IntVar(&cfg.MaxPendingBytes, "max-pending-bytes", cfg.MaxPendingBytes, "replace the syncer's bound on blocks held while walking back (0: the default)")
@@ -55,6 +59,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	cfg.Mode = bench.Mode(*mode)
+	l, err := bench.ParseLink(*link)
+	if err != nil {
+		return usageError(fs, "%v", err)
+	}
+	cfg.Link = l
 	if err := cfg.Validate(); err != nil {
 		return usageError(fs, "%v", err)
 	}

@@ -34,7 +34,7 @@ var wantFields = []string{
 	"mode", "blocks", "txs_per_block", "tx_size", "validators", "latency_ms", "peers",
 	"seed_blocks_per_s", "sync_blocks_per_s", "ceiling_blocks_per_s", "sync_tx_per_s", "sync_mb_per_s",
 	"speedup_vs_seed", "fraction_of_ceiling", "peak_rss_mb", "cpu_s", "seed_blocks_measured",
-	"statesync_tx_per_s",
+	"statesync_tx_per_s", "link", "goodput_bytes_per_s", "goodput_fraction_of_link",
 }
 
 func checkJSON(t *testing.T, res *Result) map[string]any {

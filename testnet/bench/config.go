@@ -40,6 +40,11 @@ type Config struct {
 	// Latency is added by a server before each response it writes: one
 	// added delay per message answered.
 	Latency time.Duration
+	// Link, if not zero, puts every host (the serving hosts and the
+	// syncing node) on a simulated packet network (QUIC over simnet, in
+	// real time) behind a link of that round-trip time and bandwidth,
+	// instead of loopback TCP. Latency still adds its delay per response.
+	Link Link
 	// SeedBlocks caps the blocks the seed baseline catches up in block
 	// mode: it measures a prefix of min(Blocks, SeedBlocks) blocks. 0 skips
 	// the seed baseline.
@@ -97,6 +102,7 @@ func (c Config) Validate() error {
 	check(c.Validators >= 1 && c.Validators <= 64, "validators %d, want 1 to 64", c.Validators)
 	check(c.Peers >= 1 && c.Peers <= 64, "peers %d, want 1 to 64", c.Peers)
 	check(c.Latency >= 0 && c.Latency <= 10*time.Second, "latency %v, want 0 to 10s", c.Latency)
+	check(c.Link.IsZero() || (c.Link.RTT >= 0 && c.Link.BitsPerSecond >= 100_000), "link %v, want a bandwidth of at least 100kbit", c.Link)
 	check(c.SeedBlocks == 0 || c.SeedBlocks >= 3, "seed blocks %d, want 0 or at least 3", c.SeedBlocks)
 	check(c.MaxPendingBytes >= 0, "max pending bytes %d is negative", c.MaxPendingBytes)
 	return errors.Join(errs...)

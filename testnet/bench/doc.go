@@ -12,6 +12,17 @@
 // cache, not resident memory of the process. Built chains stay in
 // Config.CacheDir, keyed by their parameters, for the next run.
 //
+// With Config.Link set, the serving hosts and the syncing node run instead
+// on a simulated packet network (github.com/marcopolo/simnet, QUIC over
+// its links, in real time): each host behind a link of that bandwidth up
+// and down, each packet taking half the round-trip time one way, so that
+// bandwidth, delay and the bandwidth-delay product are real to the
+// transport's congestion and flow control. A run then reports goodput:
+// the encoded blocks synced per second, and that as a fraction of the
+// link's bandwidth. The links' token buckets hold 64 KiB (not one packet),
+// so that timers that fire late in real time do not lose capacity; on a
+// busy machine the model is still slower than its nominal bandwidth.
+//
 // In block mode a run measures, in this order:
 //
 //   - the ceiling: the same blocks read from the file, decoded, verified

@@ -29,6 +29,17 @@ type Result struct {
 	Validators  int     `json:"validators"`
 	LatencyMS   float64 `json:"latency_ms"`
 	Peers       int     `json:"peers"`
+	// Link is the link model ("loopback" when none); LinkRTTMS and
+	// LinkMbitPerS its round-trip time and bandwidth (10^6 bit/s).
+	Link         string  `json:"link"`
+	LinkRTTMS    float64 `json:"link_rtt_ms"`
+	LinkMbitPerS float64 `json:"link_mbit_per_s"`
+	// GoodputBytesPerS is, in block mode, the encoded blocks the sync
+	// brought in per second of the whole sync (connections set up before,
+	// not counted); GoodputFractionOfLink is that over the link's
+	// bandwidth, 0 with no link model.
+	GoodputBytesPerS      float64 `json:"goodput_bytes_per_s"`
+	GoodputFractionOfLink float64 `json:"goodput_fraction_of_link"`
 
 	// SeedBlocksMeasured is how many blocks the seed baseline caught up
 	// (a prefix of the chain in block mode); 0 when it did not run.
@@ -99,6 +110,8 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		Mode: cfg.Mode, Blocks: cfg.Blocks, TxsPerBlock: cfg.TxsPerBlock, TxSize: cfg.TxSize,
 		Validators: cfg.Validators, LatencyMS: float64(cfg.Latency) / float64(time.Millisecond), Peers: cfg.Peers,
 		GOMAXPROCS: runtime.GOMAXPROCS(0),
+		Link:       cfg.Link.String(), LinkRTTMS: float64(cfg.Link.RTT) / float64(time.Millisecond),
+		LinkMbitPerS: float64(cfg.Link.BitsPerSecond) / 1e6,
 	}
 	if cfg.NoCache {
 		dir, err := os.MkdirTemp(cfg.WorkDir, "p2pnode-bench-chain-*")
@@ -161,7 +174,7 @@ func runPhases(ctx context.Context, cfg *Config, c *chainFile, chunks *chunkFile
 		return err
 	}
 	defer srv.Close()
-	fmt.Fprintf(progress, "servers: %d hosts on loopback, %v added per response\n", len(srv.hosts), cfg.Latency)
+	fmt.Fprintf(progress, "servers: %d hosts on %v, %v added per response\n", len(srv.hosts), cfg.Link, cfg.Latency)
 
 	// Seed baseline.
 	if cfg.SeedBlocks > 0 {
@@ -235,6 +248,10 @@ func runPhases(ctx context.Context, cfg *Config, c *chainFile, chunks *chunkFile
 		res.FractionOfCeiling = ratio(res.SyncTxPerS, res.CeilingTxPerS)
 	} else {
 		res.SyncMBPerS = round(float64(c.Bytes(1, c.Len()))/1e6/r.took.Seconds(), 2)
+		res.GoodputBytesPerS = round(float64(c.Bytes(1, c.Len()))/r.took.Seconds(), 0)
+		if !cfg.Link.IsZero() {
+			res.GoodputFractionOfLink = ratio(res.GoodputBytesPerS, cfg.Link.BytesPerSecond())
+		}
 		res.SpeedupVsSeed = ratio(res.SyncBlocksPerS, res.SeedBlocksPerS)
 		res.FractionOfCeiling = ratio(res.SyncBlocksPerS, res.CeilingBlocksPerS)
 	}

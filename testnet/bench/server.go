@@ -54,6 +54,7 @@ type servers struct {
 	chain   *chainFile
 	chunks  *chunkFile // nil in block mode
 	latency time.Duration
+	link    *linkNet      // nil: loopback TCP
 	done    chan struct{} // closed by Close: cuts the latency waits short
 	misses  atomic.Int64  // chunk requests the chunk file could not answer
 
@@ -62,14 +63,18 @@ type servers struct {
 	wg     sync.WaitGroup // the handlers running
 }
 
-// startServers starts n serving hosts on loopback; the first ones take the
+// startServers starts n serving hosts on loopback, or on the link model
+// if cfg has one; the first ones take the
 // validators' keys, so that they are the signers a retrieval asks.
 func startServers(cfg *Config, c *chainFile, chunks *chunkFile) (*servers, error) {
 	s := &servers{chain: c, chunks: chunks, latency: cfg.Latency, done: make(chan struct{})}
+	if !cfg.Link.IsZero() {
+		s.link = newLinkNet(cfg.Link)
+	}
 	chainID := c.v.Genesis.ChainID
 	for i := range cfg.Peers {
 		key := serverKey(cfg, c, i)
-		h, err := newHost(key)
+		h, err := s.newHost(key)
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -84,6 +89,15 @@ func startServers(cfg *Config, c *chainFile, chunks *chunkFile) (*servers, error
 		s.hosts = append(s.hosts, h)
 	}
 	return s, nil
+}
+
+// newHost returns a host for the run: on the link model if there is one,
+// else on loopback TCP.
+func (s *servers) newHost(key crypto.PrivKey) (host.Host, error) {
+	if s.link != nil {
+		return s.link.newHost(key)
+	}
+	return newHost(key)
 }
 
 // serverKey returns the key of server i: validator i's, or a key of its
@@ -125,6 +139,9 @@ func (s *servers) Close() {
 		_ = h.Close()
 	}
 	s.wg.Wait()
+	if s.link != nil {
+		s.link.Close()
+	}
 }
 
 func (s *servers) handleBlocks(st network.Stream) {

@@ -47,7 +47,7 @@ func syncOnce(ctx context.Context, c *chainFile, srv *servers, scfg syncer.Confi
 		return nil, err
 	}
 	defer cleanup()
-	h, err := newHost(chaintest.Key(key, 0))
+	h, err := srv.newHost(chaintest.Key(key, 0))
 	if err != nil {
 		return nil, err
 	}
