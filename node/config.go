@@ -101,6 +101,13 @@ type Limits struct {
 	// ServeBurst. A request over the limit is answered with status busy.
 	ServeRate  float64
 	ServeBurst int
+	// ServeBytesRate and ServeBytesBurst are each peer's token bucket of
+	// response bytes for those protocols: a peer is served while its
+	// bucket is not in debt, and each response then takes its encoded
+	// size, so that a peer gets ServeBytesRate bytes per second on
+	// average whatever the size of what it asks. Past it, status busy.
+	ServeBytesRate  float64
+	ServeBytesBurst int
 	// RequestTimeout bounds how long a server waits for a request frame.
 	RequestTimeout time.Duration
 	// ResponseTimeout bounds how long a server takes to write a response.
@@ -134,6 +141,8 @@ func DefaultConfig() Config {
 			ConnsHigh:             128,
 			ServeRate:             400,
 			ServeBurst:            800,
+			ServeBytesRate:        128 << 20,
+			ServeBytesBurst:       64 << 20,
 			RequestTimeout:        5 * time.Second,
 			ResponseTimeout:       30 * time.Second,
 			MaxBlockResponseBytes: 16 << 20,
@@ -176,6 +185,7 @@ func (c *Config) Validate() error {
 	check(l.MaxFDs >= 64, "Limits.MaxFDs %d, want ≥ 64", l.MaxFDs)
 	check(l.ConnsLow >= 1 && l.ConnsHigh >= l.ConnsLow, "Limits.ConnsLow %d, ConnsHigh %d: want 1 ≤ low ≤ high", l.ConnsLow, l.ConnsHigh)
 	check(l.ServeRate > 0 && l.ServeBurst >= 1, "Limits.ServeRate and ServeBurst must be positive")
+	check(l.ServeBytesRate > 0 && l.ServeBytesBurst >= 1, "Limits.ServeBytesRate and ServeBytesBurst must be positive")
 	check(l.RequestTimeout > 0 && l.ResponseTimeout > 0, "Limits.RequestTimeout and ResponseTimeout must be positive")
 	check(l.MaxBlockResponseBytes >= chain.MaxEncodedBlockSize+64<<10 && l.MaxBlockResponseBytes <= maxBlockResponse,
 		"Limits.MaxBlockResponseBytes %d, want %d to %d", l.MaxBlockResponseBytes, chain.MaxEncodedBlockSize+64<<10, maxBlockResponse)

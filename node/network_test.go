@@ -180,3 +180,36 @@ func TestServerRateLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestServerByteLimit: a peer is served while its byte bucket is not in
+// debt; a response takes its size, so past the bucket the peer gets status
+// busy however few requests it made.
+func TestServerByteLimit(t *testing.T) {
+	v := chaintest.NewValidators(23, 4)
+	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 10, TxSize: 200})
+	blocks := b.Extend(b.Genesis(), 3)
+	cfg := testConfig(t, "server", v.Genesis, chaintest.Key(fullNodeSeed, 0))
+	cfg.Limits.ServeBytesRate = 1 // a byte per second: no refill within the test
+	cfg.Limits.ServeBytesBurst = 3000
+	preload(t, cfg.Home, v.Genesis, blocks)
+	srv := start(t, cfg)
+
+	client := newRawHost(t)
+	connect(t, client, srv.Host())
+	net := node.NewNetwork(client, v.Genesis.ChainID)
+	req := protocol.BlockRequest{BlockID: blocks[2].Block.ID, Count: 1} // one block of over 2,000 bytes
+	var statuses []protocol.Status
+	for range 3 {
+		resp, err := net.RequestBlocks(t.Context(), srv.ID(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		statuses = append(statuses, resp.Status)
+	}
+	want := []protocol.Status{protocol.StatusSucceeded, protocol.StatusSucceeded, protocol.StatusBusy}
+	for i := range want {
+		if statuses[i] != want[i] {
+			t.Fatalf("statuses %v, want %v (two responses of over 2,000 bytes exhaust 3,000)", statuses, want)
+		}
+	}
+}

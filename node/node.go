@@ -173,6 +173,7 @@ func (n *Node) Run(ctx context.Context) error {
 		store:   n.opened.Blocks,
 		genesis: n.cfg.Genesis.Block(),
 		limiter: newRateLimiter(n.cfg.Limits.ServeRate, n.cfg.Limits.ServeBurst),
+		bytes:   newRateLimiter(n.cfg.Limits.ServeBytesRate, n.cfg.Limits.ServeBytesBurst),
 		limits:  n.cfg.Limits,
 		log:     log.With("logger", "p2pnode/server"),
 		served:  n.metrics.servedRequest,

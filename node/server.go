@@ -28,6 +28,7 @@ type server struct {
 	store   *blockstore.Store
 	genesis *chain.Block // served by block retrieval even once pruned
 	limiter *rateLimiter
+	bytes   *rateLimiter // response bytes per peer (see Limits.ServeBytesRate)
 	limits  Limits
 	log     *slog.Logger
 	served  func(proto string, st protocol.Status) // counts answers
@@ -40,7 +41,8 @@ func (s *server) handleBlocks(st network.Stream) {
 		return
 	}
 	resp := &protocol.BlockResponse{Status: protocol.StatusBusy}
-	if s.limiter.allow(st.Conn().RemotePeer()) {
+	p := st.Conn().RemotePeer()
+	if s.allow(p) {
 		resp = syncer.ServeBlocks(syncer.BlockSourceFunc(s.getBlock), &req, s.limits.MaxBlockResponseBytes-4096)
 	}
 	body, err := encodeBlockResponse(resp, s.limits.MaxBlockResponseBytes)
@@ -49,6 +51,7 @@ func (s *server) handleBlocks(st network.Stream) {
 		_ = st.Reset()
 		return
 	}
+	s.charge(p, resp.Status, len(body))
 	s.writeResponse(st, "blocks", resp.Status, body)
 }
 
@@ -68,7 +71,8 @@ func (s *server) handleCommitted(st network.Stream) {
 		return
 	}
 	resp := &protocol.CommittedResponse{Status: protocol.StatusBusy}
-	if s.limiter.allow(st.Conn().RemotePeer()) {
+	p := st.Conn().RemotePeer()
+	if s.allow(p) {
 		resp = syncer.ServeCommitted(s.store.Ledger(), &req, s.limits.MaxBlockResponseBytes-4096)
 	}
 	body, err := encodeCommittedResponse(resp, s.limits.MaxBlockResponseBytes)
@@ -77,6 +81,7 @@ func (s *server) handleCommitted(st network.Stream) {
 		_ = st.Reset()
 		return
 	}
+	s.charge(p, resp.Status, len(body))
 	s.writeResponse(st, "committed", resp.Status, body)
 }
 
@@ -87,7 +92,8 @@ func (s *server) handleChunks(st network.Stream) {
 		return
 	}
 	resp := &protocol.ChunkResponse{Status: protocol.StatusBusy}
-	if s.limiter.allow(st.Conn().RemotePeer()) {
+	p := st.Conn().RemotePeer()
+	if s.allow(p) {
 		resp = syncer.ServeChunk(s.store.Ledger(), &req)
 	}
 	body, err := chain.Encode(resp)
@@ -96,7 +102,22 @@ func (s *server) handleChunks(st network.Stream) {
 		_ = st.Reset()
 		return
 	}
+	s.charge(p, resp.Status, len(body))
 	s.writeResponse(st, "chunks", resp.Status, body)
+}
+
+// allow reports whether p may be served now: a token of its request bucket,
+// and its byte bucket not in debt.
+func (s *server) allow(p peer.ID) bool {
+	return s.bytes.ready(p) && s.limiter.allow(p)
+}
+
+// charge takes the n bytes of a response to p from p's byte bucket, unless
+// it is the busy answer of a refusal.
+func (s *server) charge(p peer.ID, st protocol.Status, n int) {
+	if st != protocol.StatusBusy {
+		s.bytes.take(p, float64(n))
+	}
 }
 
 // readRequest puts st in the sync service and reads one request frame of at
@@ -225,6 +246,40 @@ func (r *rateLimiter) allow(p peer.ID) bool {
 	}
 	b.tokens--
 	return true
+}
+
+// ready reports whether p's bucket holds a positive balance, without taking
+// from it: the byte bucket lets a response through while it is not in debt,
+// then takes its size (see take), since a response's size is known only
+// once it is built.
+func (r *rateLimiter) ready(p peer.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refill(p, time.Now()).tokens > 0
+}
+
+// take takes n from p's bucket, which may go into debt down to -burst; p is
+// refused until the rate has paid it back.
+func (r *rateLimiter) take(p peer.ID, n float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.refill(p, time.Now())
+	b.tokens = max(-r.burst, b.tokens-n)
+}
+
+// refill returns p's bucket, created full, refilled up to now.
+func (r *rateLimiter) refill(p peer.ID, now time.Time) *bucket {
+	b, ok := r.peers[p]
+	if !ok {
+		if len(r.peers) >= 4096 {
+			r.sweep(now)
+		}
+		b = &bucket{tokens: r.burst, last: now}
+		r.peers[p] = b
+	}
+	b.tokens = min(r.burst, b.tokens+now.Sub(b.last).Seconds()*r.rate)
+	b.last = now
+	return b
 }
 
 // sweep forgets the peers whose buckets have refilled.
