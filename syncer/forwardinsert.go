@@ -51,20 +51,35 @@ func (f *forward) insertReady(ctx context.Context) (bool, error) {
 	batch := slices.Clip(blocks)
 	size := payloadSize(batch)
 	n := 1
+	closed := false // no later window can join the batch
 	for ; n < len(f.windows) && f.windows[n].done && f.windows[n].executed; n++ {
 		next := f.windows[n].blocks
 		if len(next) > 0 && len(batch) > 0 && next[0].ParentID() != batch[len(batch)-1].ID {
+			closed = true
 			break
 		}
 		if len(next) > 0 && len(batch) == 0 {
+			closed = true
 			break // let the next window check its own link
 		}
 		nextSize := payloadSize(next)
 		if len(batch)+len(next) > maxInsertBatch || size+nextSize > maxInsertBytes {
+			closed = true
 			break
 		}
 		batch = append(batch, next...)
 		size += nextSize
+	}
+	// Wait for the windows still coming while the batch is small: every
+	// insert is a store transaction with its fsyncs, whose cost depends on
+	// the machine's disk, so that small batches make a sync's speed depend
+	// on it far more than the insert's own work does. Inserts go ahead
+	// once the batch is full, spans half the windows (so that the other
+	// half stays in flight), or nothing else is coming.
+	last := n >= len(f.windows) && f.next > f.target.Round
+	if !closed && !last && f.running > 0 && n < max(1, f.m.cfg.ForwardWindows/2) &&
+		len(batch) < maxInsertBatch && size < maxInsertBytes/2 {
+		return false, nil
 	}
 	f.inserting = n
 	go func() { f.insertDone <- f.insert(ctx, batch) }()
