@@ -161,9 +161,10 @@ const (
 
 // done ends r: got bytes of blocks arrived (flowDelivered), nothing did
 // in time (flowTimedOut) or the request was cancelled. It returns, for a
-// timeout, whether p delivered another answer while r was in flight: then
-// p is slow (or the link is congested), not stalled, and the caller must
-// not treat it as faulty.
+// timeout, whether p is slow (or the local link congested) rather than
+// stalled: p delivered another answer while r was in flight, or other peers
+// did and p had answered within a timeout before r began. The caller must
+// not treat a slow peer as faulty.
 func (f *flows) done(r flowRequest, end flowEnd, got, blocks int, now time.Time) (slow bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -195,7 +196,11 @@ func (f *flows) done(r flowRequest, end flowEnd, got, blocks int, now time.Time)
 			pf.window = min(pf.window, float64(f.maxWindow))
 		}
 	case flowTimedOut:
-		slow = pf.lastDelivery.After(r.began)
+		// Slow, not stalled: p delivered an answer while r was out; or
+		// the local link did, and p had answered shortly before r (its
+		// answers queue behind the others' on the local link).
+		slow = pf.lastDelivery.After(r.began) ||
+			(f.all.lastDelivery.After(r.began) && !pf.lastDelivery.IsZero() && r.began.Sub(pf.lastDelivery) < r.timeout)
 		if slow {
 			pf.timeouts++
 		} else {

@@ -51,8 +51,20 @@ func TestFlowTimeoutFollowsBytesAndRate(t *testing.T) {
 	if w := f.peers["p"].window; w != 1.5 {
 		t.Fatalf("window %v after a timeout, want 1.5", w)
 	}
+	// p answers at t3; r5 starts a second later and times out while
+	// another peer delivered: p's answers queue on the local link.
+	t3 := t1.Add(20 * time.Second)
+	f.done(f.start("p", 1*mb, 0, base, t3.Add(-2*time.Second)), flowDelivered, 1*mb, 16, t3)
+	r5 := f.start("p", 1*mb, 0, base, t3.Add(time.Second))
+	r6 := f.start("q", 1*mb, 0, base, t3.Add(time.Second))
+	f.done(r6, flowDelivered, 1*mb, 16, t3.Add(2*time.Second))
+	if slow := f.done(r5, flowTimedOut, 0, 0, t3.Add(time.Second+r5.timeout)); !slow {
+		t.Fatal("a timeout while the link delivered, of a peer that answered just before, is not slow")
+	}
+	f.peers["p"].timeouts = 1
+
 	// A timeout with nothing delivered since the request began: a stall.
-	t2 := t1.Add(30 * time.Second)
+	t2 := t1.Add(60 * time.Second)
 	r4 := f.start("p", 1*mb, 0, base, t2)
 	if slow := f.done(r4, flowTimedOut, 0, 0, t2.Add(time.Minute)); slow {
 		t.Fatal("a timeout with nothing delivered counts as slow")
