@@ -35,6 +35,7 @@ var wantFields = []string{
 	"seed_blocks_per_s", "sync_blocks_per_s", "ceiling_blocks_per_s", "sync_tx_per_s", "sync_mb_per_s",
 	"speedup_vs_seed", "fraction_of_ceiling", "peak_rss_mb", "cpu_s", "seed_blocks_measured",
 	"statesync_tx_per_s", "link", "goodput_bytes_per_s", "goodput_fraction_of_link",
+	"penalised_peers", "slow_timeouts",
 }
 
 func checkJSON(t *testing.T, res *Result) map[string]any {

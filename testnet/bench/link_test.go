@@ -59,6 +59,9 @@ func TestRunOverLink(t *testing.T) {
 	if m["link"] != "10ms/100Mbit" || res.LinkRTTMS != 10 || res.LinkMbitPerS != 100 {
 		t.Errorf("result echoes link %v, %v ms, %v Mbit/s", m["link"], res.LinkRTTMS, res.LinkMbitPerS)
 	}
+	if res.PenalisedPeers != 0 {
+		t.Errorf("%d honest serving peers penalised", res.PenalisedPeers)
+	}
 	if res.GoodputBytesPerS <= 0 || res.GoodputFractionOfLink <= 0 {
 		t.Errorf("goodput %v B/s, %v of the link; want both > 0", res.GoodputBytesPerS, res.GoodputFractionOfLink)
 	}

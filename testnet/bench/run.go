@@ -40,6 +40,11 @@ type Result struct {
 	// bandwidth, 0 with no link model.
 	GoodputBytesPerS      float64 `json:"goodput_bytes_per_s"`
 	GoodputFractionOfLink float64 `json:"goodput_fraction_of_link"`
+	// PenalisedPeers counts the serving peers, all honest, that the sync
+	// scored with a timeout or an invalid answer (want 0); SlowTimeouts
+	// counts the timeouts it took for slowness instead, unpenalised.
+	PenalisedPeers int    `json:"penalised_peers"`
+	SlowTimeouts   uint64 `json:"slow_timeouts"`
 
 	// SeedBlocksMeasured is how many blocks the seed baseline caught up
 	// (a prefix of the chain in block mode); 0 when it did not run.
@@ -235,6 +240,7 @@ func runPhases(ctx context.Context, cfg *Config, c *chainFile, chunks *chunkFile
 		return fmt.Errorf("%w: synced ledger at version %d, ceiling's at %d", ErrMismatch, r.state.Version, ceiling.Version)
 	}
 	res.ChunkMisses = srv.misses.Load()
+	res.PenalisedPeers, res.SlowTimeouts = r.penalised, r.slow
 	res.SyncSeconds = seconds(r.took)
 	res.SyncFetchedSeconds = seconds(r.fetched)
 	res.SyncedTxs = r.state.Version

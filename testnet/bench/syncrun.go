@@ -32,6 +32,11 @@ type syncRun struct {
 	anonMB, fileMB float64
 	state          ledgerState
 	highQC         chain.BlockInfo // the block the node's highest QC certifies
+	// penalised counts the serving peers (all honest) that the sync scored
+	// with a timeout or an invalid answer; slow sums the timeouts it
+	// counted as slowness instead (no penalty).
+	penalised int
+	slow      uint64
 }
 
 // syncOnce catches a fresh node up to si from the servers: a store in a new
@@ -93,7 +98,15 @@ func syncOnce(ctx context.Context, c *chainFile, srv *servers, scfg syncer.Confi
 		return nil, fmt.Errorf("bench: %s: %w", label, err)
 	}
 	high := o.Blocks.HighestQC()
-	return &syncRun{took: took, fetched: fetched, stats: mgr.Stats(), anonMB: anon, fileMB: file, state: stateOf(o.Ledger), highQC: high.CertifiedBlock()}, nil
+	r := &syncRun{took: took, fetched: fetched, stats: mgr.Stats(), anonMB: anon, fileMB: file, state: stateOf(o.Ledger), highQC: high.CertifiedBlock()}
+	for _, sh := range srv.hosts {
+		p := sh.ID()
+		if mgr.Scores().Count(p, syncer.OutcomeTimeout)+mgr.Scores().Count(p, syncer.OutcomeInvalid) > 0 {
+			r.penalised++
+		}
+		r.slow += mgr.Flow(p).SlowTimeouts
+	}
+	return r, nil
 }
 
 // check fails unless the node holds si's highest QC and committed what
