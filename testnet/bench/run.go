@@ -79,7 +79,11 @@ type Result struct {
 	CeilingPeakRSSMB float64 `json:"ceiling_peak_rss_mb"`
 	// CPUS is the process's CPU time (user+system) during the sync,
 	// serving hosts included.
-	CPUS        float64 `json:"cpu_s"`
+	CPUS float64 `json:"cpu_s"`
+	// CeilingCPUS is the process's CPU time during the ceiling. Unlike
+	// the rates, CPU times hardly move with other load on the machine:
+	// CeilingCPUS/CPUS is the fraction of ceiling by CPU.
+	CeilingCPUS float64 `json:"ceiling_cpu_s"`
 	SyncSeconds float64 `json:"sync_s"`
 	// SyncFetchedSeconds is, in block mode, when the sync had fetched and
 	// verified every block (the rest of SyncSeconds inserts them), to 20 ms.
@@ -154,6 +158,7 @@ func runPhases(ctx context.Context, cfg *Config, c *chainFile, chunks *chunkFile
 		fmt.Fprintf(progress, "ceiling: verify, execute and store %d blocks with no network\n", c.Len())
 		var took time.Duration
 		var err error
+		ccpu0 := cpuTime()
 		if chunks != nil {
 			took, ceiling, err = ceilingStateSync(ctx, c, chunks, cfg.WorkDir)
 		} else {
@@ -162,6 +167,7 @@ func runPhases(ctx context.Context, cfg *Config, c *chainFile, chunks *chunkFile
 		if err != nil {
 			return err
 		}
+		res.CeilingCPUS = round(seconds(cpuTime()-ccpu0), 2)
 		res.CeilingSeconds = seconds(took)
 		res.CeilingPeakRSSMB = round(peakRSSMB(), 1)
 		if chunks != nil {
