@@ -226,10 +226,8 @@ func (f *forward) run(ctx context.Context) error {
 
 // windowBlocks returns the rounds of the next window: BlocksPerRequest,
 // or fewer when the blocks seen so far are large, so that one answer
-// carries about ForwardRequestBytes. Smaller answers spread over more
-// requests in flight keep the links busy without waiting for one large
-// answer, and the windows complete one after another rather than all at
-// once.
+// carries about ForwardRequestBytes (and ForwardWindows windows stay
+// within memory whatever the block size).
 func (f *forward) windowBlocks() uint64 {
 	n := uint64(f.m.cfg.BlocksPerRequest)
 	if !f.m.cfg.AdaptiveFlow {
