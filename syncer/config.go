@@ -92,7 +92,9 @@ type Config struct {
 	// once, across all peers; with ChunkTxs it bounds state sync's memory
 	// whatever the gap. 1 fetches one chunk at a time.
 	ChunksInFlight int
-	// ChunkTimeout is the timeout of one chunk request.
+	// ChunkTimeout is the timeout of one chunk request; with AdaptiveFlow
+	// the transfer time of the chunk's bytes at the peer's measured rate
+	// is added to it, as for blocks.
 	ChunkTimeout time.Duration
 	// ProgressInterval is how often a running state sync logs its progress
 	// at Info level.

@@ -119,3 +119,31 @@ func TestForwardStalledPeer(t *testing.T) {
 		}
 	})
 }
+
+// TestStateSyncSlowHonestPeers checks that chunk requests are timed the
+// same way: peers serving 100 kB/s, whose chunks take several times a 1 s
+// ChunkTimeout, are neither timed out nor penalised.
+func TestStateSyncSlowHonestPeers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := slowWorld(t, 60, 100_000) // 5,800 transactions committed
+		cfg := syncer.DefaultConfig()
+		cfg.FastForwardRounds = 5
+		cfg.ChunkTxs = 2000 // about 140 kB a chunk
+		cfg.ChunkTimeout = time.Second
+		c, m := w.client(t, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		if err := m.SyncTo(ctx, w.syncInfo(), w.author()); err != nil {
+			t.Fatal(err)
+		}
+		w.checkSynced(t, c)
+		if m.Stats().FastForwards != 1 {
+			t.Fatalf("stats %+v, want one fast-forward", m.Stats())
+		}
+		for _, p := range w.net.Peers() {
+			if n := m.Scores().Count(p, syncer.OutcomeTimeout); n != 0 {
+				t.Errorf("honest slow peer %s: %d timeouts (flow %+v)", p.ShortString(), n, m.Flow(p))
+			}
+		}
+	})
+}

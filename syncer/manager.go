@@ -298,7 +298,7 @@ func (m *Manager) fastForward(ctx context.Context, blocks [3]*chain.Block, qcs [
 	startVersion := l.Version()
 	began := time.Now()
 	ss := &stateSync{
-		net: m.net, scores: m.scores, cfg: m.cfg, log: m.log,
+		net: m.net, scores: m.scores, flows: m.retriever.flows, cfg: m.cfg, log: m.log,
 		target: target, peers: m.stateSyncPeers(from, &qcs[2], banned), banned: banned,
 	}
 	if err := ss.run(ctx, l); err != nil {

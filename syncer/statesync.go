@@ -38,6 +38,7 @@ type StateComputer interface {
 type stateSync struct {
 	net    Network
 	scores *Scores
+	flows  *flows
 	cfg    Config
 	log    *slog.Logger
 
@@ -84,6 +85,16 @@ type chunkResult struct {
 	resp    *protocol.ChunkResponse
 	err     error
 	latency time.Duration
+	slow    bool // timed out while the peer delivered other answers
+}
+
+// chunkBytes estimates the encoded bytes of c.
+func chunkBytes(c *ledger.Chunk) int {
+	n := 64 + 34*(len(c.Left)+len(c.Right))
+	for _, tx := range c.Txs {
+		n += len(tx) + 3
+	}
+	return n
 }
 
 // run syncs sc to s.target. It returns nil once sc holds the target.
@@ -130,6 +141,7 @@ func (s *stateSync) run(ctx context.Context, sc StateComputer) error {
 	// timeouts instead of one per chunk.
 	const maxTimeouts = 2
 	timeouts := map[peer.ID]int{}
+	perTx := 0.0 // moving average of a transaction's bytes in the chunks so far
 	launch := func(r *chunkRange) bool {
 		for i := range 2 * len(s.peers) {
 			p := s.peers[(peerTurn+i)%len(s.peers)]
@@ -141,12 +153,29 @@ func (s *stateSync) run(ctx context.Context, sc StateComputer) error {
 			r.inFlight = true
 			inFlight++
 			req := protocol.ChunkRequest{StartVersion: r.start, TargetVersion: info.Version, MaxTxs: uint32(r.end - r.start)}
+			// With AdaptiveFlow the timeout adds to ChunkTimeout the time
+			// the chunk's bytes take at p's measured rate (see flows).
+			expected, sharing := 0, 0
+			if s.cfg.AdaptiveFlow {
+				expected = protocol.MaxChunkResponseSize
+				if perTx > 0 {
+					expected = min(int(perTx*float64(req.MaxTxs))+4096, expected)
+				}
+				sharing = expected * s.cfg.ChunksInFlight
+			}
+			fr := s.flows.start(p, expected, sharing, s.cfg.ChunkTimeout, time.Now())
 			go func() {
-				rctx, rcancel := context.WithTimeout(ctx, s.cfg.ChunkTimeout)
+				rctx, rcancel := context.WithTimeout(ctx, fr.timeout)
 				defer rcancel()
 				t0 := time.Now()
 				resp, err := s.net.RequestChunk(rctx, p, req)
-				results <- chunkResult{start: req.StartVersion, peer: p, resp: resp, err: err, latency: time.Since(t0)}
+				res := chunkResult{start: req.StartVersion, peer: p, resp: resp, err: err, latency: time.Since(t0)}
+				got := 0
+				if resp != nil && resp.Chunk != nil {
+					got = chunkBytes(resp.Chunk)
+				}
+				res.slow = s.flows.done(fr, flowEndOf(ctx, err), got, 0, time.Now())
+				results <- res
 			}()
 			return true
 		}
@@ -199,9 +228,21 @@ func (s *stateSync) run(ctx context.Context, sc StateComputer) error {
 			r := ranges[res.start]
 			r.inFlight = false
 			chunk, outcome, err := s.check(res, r)
-			s.scores.Record(res.peer, outcome, res.latency)
-			if outcome == OutcomeTimeout {
+			switch {
+			case outcome == OutcomeTimeout && res.slow && s.cfg.AdaptiveFlow:
+				s.scores.NoteSlow(res.peer, res.latency) // slow, not faulty
+			case outcome == OutcomeTimeout:
+				s.scores.Record(res.peer, outcome, res.latency)
 				timeouts[res.peer]++
+			default:
+				s.scores.Record(res.peer, outcome, res.latency)
+			}
+			if chunk != nil && len(chunk.Txs) > 0 {
+				if per := float64(chunkBytes(chunk)) / float64(len(chunk.Txs)); perTx == 0 {
+					perTx = per
+				} else {
+					perTx = (3*perTx + per) / 4
+				}
 			}
 			if err != nil {
 				if outcome == OutcomeInvalid {
