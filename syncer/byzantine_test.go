@@ -169,7 +169,9 @@ var faults = []fault{
 				return nil, ctx.Err()
 			}
 		}},
-	{name: "very slow", kind: faultTimeout, latency: time.Minute},
+	// Slower than any timeout, MaxResponseTimeout (60 s) included: every
+	// request to it times out with nothing delivered.
+	{name: "very slow", kind: faultTimeout, latency: 2 * time.Minute},
 	{name: "fewer blocks than asked", kind: faultLegal, blocks: func(*world) blocksHook {
 		return func(_ context.Context, _ protocol.BlockRequest, honest func() *protocol.BlockResponse) (*protocol.BlockResponse, error) {
 			resp := honest()
