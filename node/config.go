@@ -110,8 +110,13 @@ type Limits struct {
 	ServeBytesBurst int
 	// RequestTimeout bounds how long a server waits for a request frame.
 	RequestTimeout time.Duration
-	// ResponseTimeout bounds how long a server takes to write a response.
+	// ResponseTimeout and MinResponseRate bound how long a server takes to
+	// write a response of n bytes: ResponseTimeout plus n bytes at
+	// MinResponseRate bytes per second, so that a large response to an
+	// honest client on a slow link is not cut off while a client that
+	// stops reading still is.
 	ResponseTimeout time.Duration
+	MinResponseRate float64
 	// MaxBlockResponseBytes caps the encoded size of a block response this
 	// node sends (at most protocol.MaxBlockResponseSize).
 	MaxBlockResponseBytes int
@@ -145,6 +150,7 @@ func DefaultConfig() Config {
 			ServeBytesBurst:       64 << 20,
 			RequestTimeout:        5 * time.Second,
 			ResponseTimeout:       30 * time.Second,
+			MinResponseRate:       256 << 10,
 			MaxBlockResponseBytes: 16 << 20,
 		},
 	}
@@ -187,6 +193,7 @@ func (c *Config) Validate() error {
 	check(l.ServeRate > 0 && l.ServeBurst >= 1, "Limits.ServeRate and ServeBurst must be positive")
 	check(l.ServeBytesRate > 0 && l.ServeBytesBurst >= 1, "Limits.ServeBytesRate and ServeBytesBurst must be positive")
 	check(l.RequestTimeout > 0 && l.ResponseTimeout > 0, "Limits.RequestTimeout and ResponseTimeout must be positive")
+	check(l.MinResponseRate > 0, "Limits.MinResponseRate must be positive")
 	check(l.MaxBlockResponseBytes >= chain.MaxEncodedBlockSize+64<<10 && l.MaxBlockResponseBytes <= maxBlockResponse,
 		"Limits.MaxBlockResponseBytes %d, want %d to %d", l.MaxBlockResponseBytes, chain.MaxEncodedBlockSize+64<<10, maxBlockResponse)
 	return errors.Join(errs...)

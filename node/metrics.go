@@ -72,6 +72,7 @@ type nodeCollector struct {
 
 	syncRuns, syncFailures, fastForwards, blocksFetched, txsSynced, stateSyncSeconds *prometheus.Desc
 	peerRequests, peerScore                                                          *prometheus.Desc
+	peerRate, peerWindow, peerSlowTimeouts, peerStalls                               *prometheus.Desc
 	round, qcRound, committedRound, committedVersion, peers, syncing                 *prometheus.Desc
 	mempoolTxs, mempoolBytes                                                         *prometheus.Desc
 	consensusProposals, consensusTimeouts, consensusDropped                          *prometheus.Desc
@@ -91,6 +92,10 @@ func newNodeCollector(n *Node) *nodeCollector {
 		stateSyncSeconds:   d("p2pnode_state_sync_seconds_total", "Time spent in state sync."),
 		peerRequests:       d("p2pnode_sync_peer_requests_total", "Retrieval requests to each connected peer by outcome (valid, unavailable, timeout, invalid).", "peer", "outcome"),
 		peerScore:          d("p2pnode_sync_peer_score", "The syncer's score of each connected peer (penalties and latency; higher is better).", "peer"),
+		peerRate:           d("p2pnode_sync_peer_rate_bytes", "The syncer's measured delivery rate of each connected peer, bytes per second.", "peer"),
+		peerWindow:         d("p2pnode_sync_peer_window", "Requests a forward fetch may keep in flight at each connected peer (AIMD).", "peer"),
+		peerSlowTimeouts:   d("p2pnode_sync_peer_slow_timeouts_total", "Timeouts of each connected peer while it delivered other answers: slowness, not penalised.", "peer"),
+		peerStalls:         d("p2pnode_sync_peer_stalls_total", "Timeouts of each connected peer with nothing delivered meanwhile: penalised.", "peer"),
 		round:              d("p2pnode_round", "The node's current round."),
 		qcRound:            d("p2pnode_highest_qc_round", "Round of the highest quorum certificate."),
 		committedRound:     d("p2pnode_committed_round", "Round of the last committed block."),
@@ -108,7 +113,7 @@ func newNodeCollector(n *Node) *nodeCollector {
 // Describe sends every descriptor.
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.syncRuns, c.syncFailures, c.fastForwards, c.blocksFetched, c.txsSynced,
-		c.stateSyncSeconds, c.peerRequests, c.peerScore, c.round, c.qcRound, c.committedRound, c.committedVersion,
+		c.stateSyncSeconds, c.peerRequests, c.peerScore, c.peerRate, c.peerWindow, c.peerSlowTimeouts, c.peerStalls, c.round, c.qcRound, c.committedRound, c.committedVersion,
 		c.peers, c.syncing, c.mempoolTxs, c.mempoolBytes, c.consensusProposals, c.consensusTimeouts, c.consensusDropped} {
 		ch <- d
 	}
@@ -142,6 +147,12 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if s := scores.Score(p); s != 0 && !math.IsNaN(s) && !math.IsInf(s, 0) {
 			gauge(c.peerScore, s, id)
+		}
+		if f := c.n.mgr.Flow(p); f.Rate > 0 {
+			gauge(c.peerRate, f.Rate, id)
+			gauge(c.peerWindow, f.Window, id)
+			counter(c.peerSlowTimeouts, float64(f.SlowTimeouts), id)
+			counter(c.peerStalls, float64(f.Stalls), id)
 		}
 	}
 

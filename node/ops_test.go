@@ -147,6 +147,8 @@ func TestOpsAfterSync(t *testing.T) {
 		`p2pnode_stream_bytes_total{direction="in",protocol="blocks"}`,
 		`p2pnode_stream_bytes_total{direction="out",protocol="blocks"}`,
 		`p2pnode_sync_duration_seconds_count{kind="fetch"}`,
+		`p2pnode_sync_peer_rate_bytes{peer="` + server.ID().String() + `"}`,
+		`p2pnode_sync_peer_window{peer="` + server.ID().String() + `"}`,
 		`libp2p_rcmgr_streams{`,
 	} {
 		if !strings.Contains(string(cm), name) {

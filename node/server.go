@@ -145,8 +145,8 @@ func (s *server) readRequest(st network.Stream, limit int, req any) bool {
 	return true
 }
 
-// writeResponse writes body as one frame before the response timeout and
-// closes st; the memory of body is reserved in st's scope first, and a
+// writeResponse writes body as one frame before its deadline
+// (responseTimeout) and closes st; the memory of body is reserved in st's scope first, and a
 // response the scope cannot afford is replaced by busy.
 func (s *server) writeResponse(st network.Stream, proto string, status protocol.Status, body []byte) {
 	if err := st.Scope().ReserveMemory(len(body), network.ReservationPriorityMedium); err != nil {
@@ -159,7 +159,7 @@ func (s *server) writeResponse(st network.Stream, proto string, status protocol.
 	} else {
 		defer st.Scope().ReleaseMemory(len(body))
 	}
-	if err := st.SetWriteDeadline(time.Now().Add(s.limits.ResponseTimeout)); err != nil {
+	if err := st.SetWriteDeadline(time.Now().Add(responseTimeout(s.limits, len(body)))); err != nil {
 		_ = st.Reset()
 		return
 	}
@@ -170,6 +170,12 @@ func (s *server) writeResponse(st network.Stream, proto string, status protocol.
 	}
 	s.served(proto, status)
 	_ = st.Close()
+}
+
+// responseTimeout is how long a server may take to write a response of n
+// bytes under l.
+func responseTimeout(l Limits, n int) time.Duration {
+	return l.ResponseTimeout + time.Duration(float64(n)/l.MinResponseRate*float64(time.Second))
 }
 
 func busyResponse(proto string) ([]byte, error) {
