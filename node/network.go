@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
@@ -25,15 +26,31 @@ type Network struct {
 	blocksID    libp2pproto.ID
 	committedID libp2pproto.ID
 	chunksID    libp2pproto.ID
+	idle        time.Duration
 	ops         *opsMetrics // nil: not measured
 }
 
 var _ syncer.Network = (*Network)(nil)
 
-// NewNetwork returns the network of chain chainID over h.
+// DefaultStreamIdleTimeout is how long a request waits for the first byte
+// of its response, and then for each next one, by default.
+const DefaultStreamIdleTimeout = 5 * time.Second
+
+// NewNetwork returns the network of chain chainID over h, whose requests
+// fail once their response stalls for DefaultStreamIdleTimeout.
 func NewNetwork(h host.Host, chainID string) *Network {
-	return &Network{h: h, blocksID: protocol.BlocksID(chainID), committedID: protocol.CommittedID(chainID), chunksID: protocol.ChunksID(chainID)}
+	return &Network{h: h, blocksID: protocol.BlocksID(chainID), committedID: protocol.CommittedID(chainID),
+		chunksID: protocol.ChunksID(chainID), idle: DefaultStreamIdleTimeout}
 }
+
+// SetIdleTimeout sets how long a request waits for the first byte of its
+// response and for each next one (it must be positive); call it before the
+// network is used. A response that keeps coming may take as long as the
+// request's context allows, which the syncer sizes to the response's bytes
+// and the peer's rate; a peer that stops sending fails the request at
+// once, so that a long timeout for a large answer does not also give a
+// stalled peer that long.
+func (n *Network) SetIdleTimeout(d time.Duration) { n.idle = d }
 
 // RequestBlocks asks p for blocks.
 func (n *Network) RequestBlocks(ctx context.Context, p peer.ID, req protocol.BlockRequest) (*protocol.BlockResponse, error) {
@@ -108,13 +125,29 @@ func (n *Network) request(ctx context.Context, p peer.ID, id libp2pproto.ID, req
 	if err := s.CloseWrite(); err != nil {
 		return fmt.Errorf("node: close %s request to %s: %w", id, p, err)
 	}
-	if err := protocol.ReadMsg(s, limit, resp); err != nil {
+	if err := protocol.ReadMsg(idleReader{s: s, idle: n.idle}, limit, resp); err != nil {
 		if ctx.Err() == nil && isPeerFault(err) {
 			return fmt.Errorf("%w: %s response from %s: %w", syncer.ErrMisbehaved, id, p, err)
 		}
 		return fmt.Errorf("node: read %s response from %s: %w", id, p, err)
 	}
 	return nil
+}
+
+// idleReader reads s with a read deadline idle after each read begins. It
+// replaces the read deadline that request set from its context's; the
+// context still bounds the whole exchange, since request resets the
+// stream when the context ends.
+type idleReader struct {
+	s    network.Stream
+	idle time.Duration
+}
+
+func (r idleReader) Read(p []byte) (int, error) {
+	if err := r.s.SetReadDeadline(time.Now().Add(r.idle)); err != nil {
+		return 0, err
+	}
+	return r.s.Read(p)
 }
 
 // isTimeout reports whether err is a stream or connection timeout.

@@ -213,3 +213,30 @@ func TestServerByteLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestIdleTimeout: a server that reads the request and then sends
+// nothing fails the request once the idle timeout passes, long before the
+// request's own deadline, with an error the syncer takes for a timeout.
+func TestRequestIdleTimeout(t *testing.T) {
+	v := chaintest.NewValidators(23, 4)
+	server, client := newRawHost(t), newRawHost(t)
+	release := make(chan struct{})
+	defer close(release)
+	server.SetStreamHandler(protocol.BlocksID(v.Genesis.ChainID), func(s network.Stream) {
+		defer s.Reset()
+		_, _ = protocol.ReadFrame(s, protocol.MaxBlockRequestSize)
+		<-release // never answers
+	})
+	connect(t, client, server)
+	net := node.NewNetwork(client, v.Genesis.ChainID)
+	net.SetIdleTimeout(200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Hour)
+	defer cancel()
+	_, err := net.RequestBlocks(ctx, server.ID(), protocol.BlockRequest{BlockID: v.Genesis.Block().ID, Count: 1})
+	if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		t.Fatalf("RequestBlocks = %v (request context: %v); want a timeout before the context ends", err, ctx.Err())
+	}
+	if errors.Is(err, syncer.ErrMisbehaved) {
+		t.Fatalf("a stalled response is not proof of misbehaviour: %v", err)
+	}
+}

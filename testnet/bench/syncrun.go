@@ -60,7 +60,11 @@ func syncOnce(ctx context.Context, c *chainFile, srv *servers, scfg syncer.Confi
 	if err := connect(ctx, h, srv.AddrInfos()); err != nil {
 		return nil, err
 	}
-	mgr, err := syncer.New(o.Blocks, node.NewNetwork(h, c.v.Genesis.ChainID), c.v.Verifier, h.ID(), scfg)
+	net := node.NewNetwork(h, c.v.Genesis.ChainID)
+	if idle := 2*srv.latency + time.Second; idle > node.DefaultStreamIdleTimeout {
+		net.SetIdleTimeout(idle) // the servers wait the latency before every answer
+	}
+	mgr, err := syncer.New(o.Blocks, net, c.v.Verifier, h.ID(), scfg)
 	if err != nil {
 		return nil, err
 	}
