@@ -106,6 +106,18 @@ func (f *flows) blockSize() int {
 	return int(f.blockBytes)
 }
 
+// transfer returns how long p takes to deliver n bytes at its measured
+// rate, 0 if p was not measured yet.
+func (f *flows) transfer(p peer.ID, n int) time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pf, ok := f.peers[p]
+	if !ok || pf.rate <= 0 {
+		return 0
+	}
+	return time.Duration(float64(n) / pf.rate * float64(time.Second))
+}
+
 // flowRequest is a request in flight, from [flows.start].
 type flowRequest struct {
 	p        peer.ID

@@ -136,6 +136,7 @@ func (r *Retriever) retrieve(ctx context.Context, qc *chain.QuorumCert, n int, t
 	}()
 	next, attempt, inFlight := 0, 0, 0
 	deadlineReached := false
+	var transfer time.Duration // of the last attempt launched, at its peer's rate
 
 	launch := func() bool {
 		for next < len(candidates) && banned.has(candidates[next]) {
@@ -155,6 +156,9 @@ func (r *Retriever) retrieve(ctx context.Context, qc *chain.QuorumCert, n int, t
 		next++
 		inFlight++
 		started[p] = time.Now()
+		if r.cfg.AdaptiveFlow {
+			transfer = r.flows.transfer(p, expected)
+		}
 		r.log.Debug("fetching blocks", "block_id", req.BlockID.Short(), "count", req.Count, "peer", p, "attempt", attempt, "timeout", timeout)
 		go func() {
 			actx, acancel := context.WithTimeout(ctx, timeout)
@@ -172,17 +176,20 @@ func (r *Retriever) retrieve(ctx context.Context, qc *chain.QuorumCert, n int, t
 		return true
 	}
 
+	// The hedge waits HedgeDelay plus the time the last peer asked takes
+	// to send what was asked at its measured rate: on a slow link a large
+	// answer on its way is not duplicated.
 	var hedge *time.Timer
 	var hedgeC <-chan time.Time
 	armHedge := func() {
 		if r.cfg.HedgeDelay <= 0 {
 			return
 		}
-		if hedge == nil {
-			hedge = time.NewTimer(r.cfg.HedgeDelay)
+		if d := r.cfg.HedgeDelay + transfer; hedge == nil {
+			hedge = time.NewTimer(d)
 			hedgeC = hedge.C
 		} else {
-			hedge.Reset(r.cfg.HedgeDelay)
+			hedge.Reset(d)
 		}
 	}
 	defer func() {

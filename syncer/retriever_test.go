@@ -322,6 +322,48 @@ func TestRetrieverHedging(t *testing.T) {
 	})
 }
 
+// TestRetrieverHedgeWaitsForTransfer: once a peer's rate is measured, the
+// hedge also waits the time that peer takes to send what was asked, so a
+// slow link's answer on its way is not asked again of another peer; before
+// that, the hedge fires after HedgeDelay alone.
+func TestRetrieverHedgeWaitsForTransfer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 4, 10, 1000) // blocks of 64 KB: 4 of them over 2 s are far above the rate floor
+		var log askLog
+		answerAll(w, &log, func(ctx context.Context, p peer.ID, honest func() *protocol.BlockResponse) (*protocol.BlockResponse, error) {
+			d := 2 * time.Second // the author's slow link
+			if p != w.author() {
+				d = time.Minute
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(d):
+				return honest(), nil
+			}
+		})
+		cfg := syncer.DefaultConfig()
+		r, _ := newRetriever(w, "client", cfg)
+		qc := w.nodes[9].QC
+		asked := func() []peer.ID {
+			log.mu.Lock()
+			defer log.mu.Unlock()
+			out := slices.Clone(log.peers)
+			log.peers = nil
+			return out
+		}
+		for i, wantAsked := range []int{cfg.MaxParallelAttempts, 1} {
+			if _, err := r.RetrieveBlocksForQC(context.Background(), &qc, 4, chain.Hash{}, w.author(), nil); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			if got := asked(); len(got) != wantAsked || got[0] != w.author() {
+				t.Errorf("retrieval %d asked %v, want the author first and %d peers in all", i+1, got, wantAsked)
+			}
+		}
+	})
+}
+
 // TestRetrieverMaxParallelAttempts: however slow the peers, at most
 // MaxParallelAttempts requests of one retrieval are in flight.
 func TestRetrieverMaxParallelAttempts(t *testing.T) {
