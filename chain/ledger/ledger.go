@@ -1,12 +1,8 @@
 package ledger
 
 import (
-	"bytes"
-	"cmp"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -301,50 +297,6 @@ func (l *Ledger) CommitWith(blocks []*chain.Block, li *chain.LedgerInfoWithSigna
 		}
 	}
 	return nil
-}
-
-// stateWrites returns the state writes of txs, the transactions from
-// version start on: one per key, the last write of each key, sorted by key.
-// Keys and values alias txs.
-func stateWrites(start uint64, txs [][]byte) []KV {
-	// Sort on the keys' first 8 bytes as an integer, then on the keys, then
-	// on the version: most comparisons are one integer comparison.
-	type write struct {
-		prefix uint64
-		i      int
-		key    []byte
-	}
-	var ws []write
-	for i, tx := range txs {
-		k, _, err := chain.DecodeKV(tx)
-		if err != nil {
-			continue
-		}
-		if ws == nil {
-			ws = make([]write, 0, len(txs)-i)
-		}
-		var p [8]byte
-		copy(p[:], k)
-		ws = append(ws, write{binary.BigEndian.Uint64(p[:]), i, k})
-	}
-	slices.SortFunc(ws, func(a, b write) int {
-		if a.prefix != b.prefix {
-			return cmp.Compare(a.prefix, b.prefix)
-		}
-		if c := bytes.Compare(a.key, b.key); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.i, b.i)
-	})
-	out := make([]KV, 0, len(ws))
-	for j, w := range ws {
-		if j+1 < len(ws) && w.prefix == ws[j+1].prefix && bytes.Equal(w.key, ws[j+1].key) {
-			continue // a later write of the key follows
-		}
-		k, v, _ := chain.DecodeKV(txs[w.i])
-		out = append(out, KV{Key: k, Value: v, Version: start + uint64(w.i)})
-	}
-	return out
 }
 
 // Block returns the committed block id from the archive.

@@ -1,0 +1,108 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"slices"
+
+	"github.com/p2pnode/p2pnode/chain"
+)
+
+// stateWrites returns the state writes of txs, the transactions from
+// version start on: one per key, the last write of each key, sorted by key.
+// Keys and values alias txs.
+//
+// The writes are sorted on the keys' first 8 bytes as an integer, by a
+// stable radix sort (so writes of one prefix keep their transaction order),
+// and only the few writes that share a prefix are then compared as keys: a
+// comparison sort of the writes of a commit cost more than its hashing.
+func stateWrites(start uint64, txs [][]byte) []KV {
+	var ws []prefixed
+	for i, tx := range txs {
+		k, _, err := chain.DecodeKV(tx)
+		if err != nil {
+			continue
+		}
+		if ws == nil {
+			ws = make([]prefixed, 0, len(txs)-i)
+		}
+		ws = append(ws, prefixed{keyPrefix(k), i})
+	}
+	ws = sortPrefixed(ws)
+	key := func(w prefixed) []byte { k, _, _ := chain.DecodeKV(txs[w.i]); return k }
+	for from := 0; from < len(ws); {
+		to := from + 1
+		for to < len(ws) && ws[to].prefix == ws[from].prefix {
+			to++
+		}
+		if to-from > 1 {
+			slices.SortStableFunc(ws[from:to], func(a, b prefixed) int { return bytes.Compare(key(a), key(b)) })
+		}
+		from = to
+	}
+	out := make([]KV, 0, len(ws))
+	for j, w := range ws {
+		k, v, _ := chain.DecodeKV(txs[w.i])
+		if j+1 < len(ws) && w.prefix == ws[j+1].prefix && bytes.Equal(k, key(ws[j+1])) {
+			continue // a later write of the key follows
+		}
+		out = append(out, KV{Key: k, Value: v, Version: start + uint64(w.i)})
+	}
+	return out
+}
+
+// prefixed is the write of transaction i, whose key begins with prefix.
+type prefixed struct {
+	prefix uint64
+	i      int
+}
+
+// keyPrefix is the first 8 bytes of k, zero-padded, as a big-endian integer:
+// keys in prefix order are in key order but for keys of equal prefix.
+func keyPrefix(k []byte) uint64 {
+	var p [8]byte
+	copy(p[:], k)
+	return binary.BigEndian.Uint64(p[:])
+}
+
+// sortPrefixed sorts ws by prefix, stably, with a least-significant-byte
+// radix sort; it returns ws or a slice of the same length holding the
+// result.
+func sortPrefixed(ws []prefixed) []prefixed {
+	if len(ws) < 64 {
+		slices.SortStableFunc(ws, func(a, b prefixed) int {
+			switch {
+			case a.prefix < b.prefix:
+				return -1
+			case a.prefix > b.prefix:
+				return 1
+			}
+			return 0
+		})
+		return ws
+	}
+	var counts [8][256]int
+	for _, w := range ws {
+		for d := range 8 {
+			counts[d][byte(w.prefix>>(8*d))]++
+		}
+	}
+	tmp := make([]prefixed, len(ws))
+	for d := range 8 {
+		c := &counts[d]
+		if c[byte(ws[0].prefix>>(8*d))] == len(ws) {
+			continue // every prefix has this byte
+		}
+		at := 0
+		for b := range c {
+			c[b], at = at, at+c[b]
+		}
+		for _, w := range ws {
+			b := byte(w.prefix >> (8 * d))
+			tmp[c[b]] = w
+			c[b]++
+		}
+		ws, tmp = tmp, ws
+	}
+	return ws
+}
