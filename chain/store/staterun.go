@@ -190,59 +190,96 @@ func putState(tx *bolt.Tx, ws []ledger.KV, end uint64) error {
 }
 
 // mergeRuns merges the state runs srcs, newest first, into one: for a key
-// in several runs, the newest entry wins.
+// in several runs, the newest entry wins. Each source's entries are checked
+// once, then merged by their offsets straight into the encoded run.
 func mergeRuns(srcs []run) ([]byte, error) {
-	pos := make([]uint64, len(srcs))
-	heads := make([][]byte, len(srcs))
-	advance := func(i int) error {
-		heads[i] = nil
-		if pos[i] < srcs[i].count() {
-			e, err := stateEntry(srcs[i], pos[i])
-			if err != nil {
-				return err
-			}
-			heads[i] = e
-			pos[i]++
-		}
-		return nil
+	type cursor struct {
+		ends []byte // of the entries left
+		data []byte
+		from uint32 // offset in data of the next entry
+		head []byte // the next entry; nil when done
 	}
-	total, size := uint64(0), 0
-	for i := range srcs {
-		if err := advance(i); err != nil {
+	curs := make([]cursor, len(srcs))
+	total, size := uint64(0), uint64(0)
+	for i, r := range srcs {
+		if err := checkStateRun(r); err != nil {
 			return nil, err
 		}
-		total += srcs[i].count()
-		size += len(srcs[i].data)
+		curs[i] = cursor{ends: r.ends, data: r.data}
+		total += r.count()
+		size += uint64(len(r.data))
 	}
-	ends := make([]byte, 4, 4+4*total)
-	data := make([]byte, 0, size)
-	n := uint32(0)
+	if size > math.MaxUint32 {
+		return nil, fmt.Errorf("%w: state run over 4 GiB", ErrInvalid)
+	}
+	next := func(c *cursor) {
+		if len(c.ends) == 0 {
+			c.head = nil
+			return
+		}
+		to := binary.BigEndian.Uint32(c.ends)
+		c.head, c.from, c.ends = c.data[c.from:to], to, c.ends[4:]
+	}
+	for i := range curs {
+		next(&curs[i])
+	}
+	// The run is written in place as if no key repeated; the entries are
+	// moved down over the unused end offsets if some did.
+	head := 4 + 4*total
+	out := make([]byte, head, head+size)
+	ends := out[4:4]
+	n := uint64(0)
+	var ties []int
 	for {
 		best := -1
-		for i, h := range heads {
-			// Strictly less: on a tie the newer (earlier) run wins.
-			if h != nil && (best < 0 || bytes.Compare(entryKey(h), entryKey(heads[best])) < 0) {
+		ties = ties[:0]
+		for i := range curs {
+			h := curs[i].head
+			if h == nil {
+				continue
+			}
+			if best < 0 {
 				best = i
+				continue
+			}
+			// Strictly less: on a tie the newer (earlier) run wins.
+			switch c := bytes.Compare(entryKey(h), entryKey(curs[best].head)); {
+			case c < 0:
+				best = i
+				ties = ties[:0]
+			case c == 0:
+				ties = append(ties, i)
 			}
 		}
 		if best < 0 {
 			break
 		}
-		e := heads[best]
-		if len(data)+len(e) > math.MaxUint32 {
-			return nil, fmt.Errorf("%w: state run over 4 GiB", ErrInvalid)
-		}
-		data = append(data, e...)
-		ends = binary.BigEndian.AppendUint32(ends, uint32(len(data)))
+		out = append(out, curs[best].head...)
+		ends = binary.BigEndian.AppendUint32(ends, uint32(uint64(len(out))-head))
 		n++
-		for i, h := range heads {
-			if h != nil && bytes.Equal(entryKey(h), entryKey(e)) {
-				if err := advance(i); err != nil {
-					return nil, err
-				}
-			}
+		next(&curs[best])
+		for _, i := range ties {
+			next(&curs[i])
 		}
 	}
-	binary.BigEndian.PutUint32(ends, n)
-	return append(ends, data...), nil
+	binary.BigEndian.PutUint32(out, uint32(n))
+	if n < total {
+		m := copy(out[4+4*n:], out[head:])
+		out = out[:4+4*n+uint64(m)]
+	}
+	return out, nil
+}
+
+// checkStateRun checks every entry of the state run r: ascending end
+// offsets within its data, each entry holding a key and its version.
+func checkStateRun(r run) error {
+	from := uint32(0)
+	for i := uint64(0); i < r.count(); i++ {
+		to := binary.BigEndian.Uint32(r.ends[4*i:])
+		if uint64(to) < uint64(from)+9 || to-from > r.maxItem || uint64(to) > uint64(len(r.data)) {
+			return fmt.Errorf("%w: %s key %s: entry %d has bounds [%d, %d)", ErrCorrupt, r.bucket, keyString(r.key), i, from, to)
+		}
+		from = to
+	}
+	return nil
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"maps"
 	"math/bits"
 	"math/rand/v2"
 	"path/filepath"
@@ -160,6 +162,90 @@ func TestStateRunsSealed(t *testing.T) {
 		got, ok, err := st.Get(key(c.key))
 		if err != nil || !ok || !bytes.Equal(got, []byte{c.want}) {
 			t.Errorf("Get(%d) = %x, %v, %v; want %x", c.key, got, ok, err, c.want)
+		}
+	}
+}
+
+// TestMergeRuns merges random state runs of keys of random lengths that
+// repeat within and across runs and checks the result against a model:
+// sorted, one entry per key, the newest run's entry winning.
+func TestMergeRuns(t *testing.T) {
+	rng := rand.New(rand.NewPCG(63, 1))
+	for round := range 200 {
+		want := map[string]uint64{}
+		srcs := make([]run, 1+rng.IntN(5))
+		for i := range srcs {
+			keys := map[string]uint64{}
+			for range 1 + rng.IntN(50) {
+				k := make([]byte, 1+rng.IntN(12))
+				for j := range k {
+					k[j] = byte('a' + rng.IntN(3))
+				}
+				keys[string(k)] = rng.Uint64()
+			}
+			var items [][]byte
+			for _, k := range slices.Sorted(maps.Keys(keys)) {
+				items = append(items, binary.BigEndian.AppendUint64([]byte(k), keys[k]))
+				if _, ok := want[k]; !ok {
+					want[k] = keys[k] // srcs are newest first
+				}
+			}
+			enc := appendRun(nil, items)
+			r, err := decodeRun(bucketState, versionKey(uint64(i)), enc, maxStateEntry)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srcs[i] = r
+		}
+		enc, err := mergeRuns(srcs)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		r, err := decodeRun(bucketState, versionKey(0), enc, maxStateEntry)
+		if err != nil {
+			t.Fatalf("round %d: merged run: %v", round, err)
+		}
+		if r.count() != uint64(len(want)) {
+			t.Fatalf("round %d: %d entries, want %d", round, r.count(), len(want))
+		}
+		for i, k := range slices.Sorted(maps.Keys(want)) {
+			e, err := stateEntry(r, uint64(i))
+			if err != nil || string(entryKey(e)) != k || binary.BigEndian.Uint64(e[len(e)-8:]) != want[k] {
+				t.Fatalf("round %d: entry %d is %x (%v), want key %q version %d", round, i, e, err, k, want[k])
+			}
+		}
+	}
+	// An entry too short to hold a key and a version is corrupt.
+	bad, err := decodeRun(bucketState, versionKey(1), appendRun(nil, [][]byte{make([]byte, 9), make([]byte, 8)}), maxStateEntry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mergeRuns([]run{bad, bad}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("merge of a corrupt run: %v, want ErrCorrupt", err)
+	}
+}
+
+// BenchmarkMergeRuns merges two state runs of 64 Ki entries of random
+// 8-byte keys.
+func BenchmarkMergeRuns(b *testing.B) {
+	rng := rand.New(rand.NewPCG(64, 1))
+	srcs := make([]run, 2)
+	for i := range srcs {
+		items := make([][]byte, 1<<16)
+		for j := range items {
+			items[j] = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, rng.Uint64()), uint64(j))
+		}
+		slices.SortFunc(items, func(x, y []byte) int { return bytes.Compare(x[:8], y[:8]) })
+		r, err := decodeRun(bucketState, versionKey(uint64(i)), appendRun(nil, items), maxStateEntry)
+		if err != nil {
+			b.Fatal(err)
+		}
+		srcs[i] = r
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := mergeRuns(srcs); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
