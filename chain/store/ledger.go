@@ -96,7 +96,7 @@ func (s *Store) Nodes(ids []compact.NodeID) ([]chain.Hash, error) {
 		}
 		cur := newRunCursor(tx.Bucket(bucketNodes))
 		for i, id := range ids {
-			if out[i], err = nodeAt(cur, id, c.Version); err != nil {
+			if out[i], err = nodeAt(tx, cur, id, c.Version); err != nil {
 				return err
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/p2pnode/p2pnode/chain"
@@ -217,14 +218,25 @@ func txAt(tx *bolt.Tx, v uint64) ([]byte, error) {
 	return r.item(v - first)
 }
 
-// A node run is the accumulator nodes completed by appending the leaves of
-// the versions of a tx run, in completion order (each leaf, then the roots
-// of the perfect subtrees it closes, by increasing level), 32 bytes each,
-// under the same key as the tx run.
+// A node run is the accumulator nodes of level nodeRunLevel or above
+// completed by appending the leaves of the versions of a tx run, in
+// completion order (the roots of the perfect subtrees each leaf closes, by
+// increasing level), 32 bytes each, under the same key as the tx run. A node
+// of a lower level is hashed again, when asked, from the at most
+// 2^nodeRunLevel - 1 transactions below it: chunk proofs need at most a few
+// such nodes, and the run is a quarter of what it would be with every node.
+
+// nodeRunLevel is the lowest level of the nodes node runs store.
+const nodeRunLevel = 2
 
 // nodesBefore is the number of nodes of the accumulator of v leaves: every
 // node completed by appending leaves 0 to v-1.
 func nodesBefore(v uint64) uint64 { return 2*v - uint64(bits.OnesCount64(v)) }
+
+// storedBefore is the number of nodes of level nodeRunLevel or above of the
+// accumulator of v leaves: those of the tree whose leaves are its perfect
+// subtrees of level nodeRunLevel.
+func storedBefore(v uint64) uint64 { return nodesBefore(v >> nodeRunLevel) }
 
 // checkNodes checks that nodes are exactly those completed by appending
 // the leaves of versions [start, end), in completion order.
@@ -246,11 +258,14 @@ func checkNodes(nodes []ledger.Node, start, end uint64) error {
 	return nil
 }
 
-// encodeNodeRun encodes the hashes of nodes.
-func encodeNodeRun(nodes []ledger.Node) []byte {
-	out := make([]byte, 0, chain.HashSize*len(nodes))
-	for _, n := range nodes {
-		out = append(out, n.Hash[:]...)
+// encodeNodeRun encodes the hashes of the n nodes of level nodeRunLevel or
+// above among nodes.
+func encodeNodeRun(nodes []ledger.Node, n uint64) []byte {
+	out := make([]byte, 0, chain.HashSize*n)
+	for _, nd := range nodes {
+		if nd.ID.Level >= nodeRunLevel {
+			out = append(out, nd.Hash[:]...)
+		}
 	}
 	return out
 }
@@ -274,7 +289,7 @@ func putRuns(tx *bolt.Tx, start uint64, txs [][]byte, nodes []ledger.Node) error
 		if err := putRun(tb, key, appendRun(nil, txs[:n])); err != nil {
 			return fmt.Errorf("store: put transactions at %d: %w", start, err)
 		}
-		if err := putRun(nb, key, encodeNodeRun(nodes[:nn])); err != nil {
+		if err := putRun(nb, key, encodeNodeRun(nodes[:nn], storedBefore(end)-storedBefore(start))); err != nil {
 			return fmt.Errorf("store: put accumulator nodes at %d: %w", start, err)
 		}
 		txs, nodes, start = txs[n:], nodes[nn:], end
@@ -282,11 +297,20 @@ func putRuns(tx *bolt.Tx, start uint64, txs [][]byte, nodes []ledger.Node) error
 	return nil
 }
 
-// nodeAt returns the hash of node id of the accumulator of version leaves.
-func nodeAt(c runCursor, id compact.NodeID, version uint64) (chain.Hash, error) {
+// nodeAt returns the hash of node id of the accumulator of version leaves,
+// read from the node runs c walks or, below nodeRunLevel, hashed from the
+// transactions of tx.
+func nodeAt(tx *bolt.Tx, c runCursor, id compact.NodeID, version uint64) (chain.Hash, error) {
 	missing := fmt.Errorf("%w: accumulator node (level %d, index %d)", ErrNotAvailable, id.Level, id.Index)
 	if id.Level >= 63 || id.Index >= (version>>id.Level) {
 		return chain.Hash{}, missing
+	}
+	if id.Level < nodeRunLevel {
+		txs, err := readTxs(tx, id.Index<<id.Level, 1<<id.Level)
+		if err != nil {
+			return chain.Hash{}, err
+		}
+		return subtreeHash(txs), nil
 	}
 	last := (id.Index+1)<<id.Level - 1 // the leaf whose append completes the node
 	k, v := c.floor(last)
@@ -294,10 +318,30 @@ func nodeAt(c runCursor, id compact.NodeID, version uint64) (chain.Hash, error) 
 		return chain.Hash{}, fmt.Errorf("%w: node run of version %d is missing", ErrCorrupt, last)
 	}
 	start := binary.BigEndian.Uint64(k)
-	at := (nodesBefore(last) - nodesBefore(start) + uint64(id.Level)) * chain.HashSize
+	// In the tree whose leaves are the subtrees of level nodeRunLevel, the
+	// node is at level id.Level-nodeRunLevel, completed by leaf r.
+	r := (last+1)>>nodeRunLevel - 1
+	at := (nodesBefore(r) - storedBefore(start) + uint64(id.Level-nodeRunLevel)) * chain.HashSize
 	if uint64(len(v))%chain.HashSize != 0 || at+chain.HashSize > uint64(len(v)) {
 		return chain.Hash{}, fmt.Errorf("%w: %s key %s: node run of %d bytes has no node (%d, %d)",
 			ErrCorrupt, bucketNodes, keyString(k), len(v), id.Level, id.Index)
 	}
 	return chain.Hash(v[at : at+chain.HashSize]), nil
+}
+
+// subtreeHash is the root of the perfect subtree of the accumulator whose
+// leaves are txs, a power of two of them.
+func subtreeHash(txs [][]byte) chain.Hash {
+	hs := make([][]byte, len(txs))
+	for i, t := range txs {
+		h := chain.TxLeafHash(t)
+		hs[i] = h[:]
+	}
+	for len(hs) > 1 {
+		for i := range len(hs) / 2 {
+			hs[i] = rfc6962.DefaultHasher.HashChildren(hs[2*i], hs[2*i+1])
+		}
+		hs = hs[:len(hs)/2]
+	}
+	return chain.Hash(hs[0])
 }

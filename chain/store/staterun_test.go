@@ -249,3 +249,42 @@ func BenchmarkMergeRuns(b *testing.B) {
 		}
 	}
 }
+
+// TestNodesAcrossRuns commits batches of 1 to 9 transactions, so that the
+// nodes below nodeRunLevel often cover transactions of two runs, and checks
+// every node of the accumulator after each.
+func TestNodesAcrossRuns(t *testing.T) {
+	v := chaintest.NewValidators(65, 4)
+	st, err := Open(filepath.Join(t.TempDir(), "nodes.db"), v.Genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rng := rand.New(rand.NewPCG(65, 1))
+	acc := chain.NewAccumulator()
+	model := map[compact.NodeID]chain.Hash{}
+	for round := range 30 {
+		b := &ledger.Batch{StartVersion: acc.Size()}
+		for i := range 1 + rng.IntN(9) {
+			b.Txs = append(b.Txs, []byte{0x42, byte(round), byte(i)})
+			acc.AppendLeaf(chain.TxLeafHash(b.Txs[i]), func(id compact.NodeID, h chain.Hash) {
+				b.Nodes = append(b.Nodes, ledger.Node{ID: id, Hash: h})
+				model[id] = h
+			})
+		}
+		b.Frontier = acc.Frontier()
+		if err := st.Commit(b); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		ids := slices.Collect(maps.Keys(model))
+		hs, err := st.Nodes(ids)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		for i, id := range ids {
+			if hs[i] != model[id] {
+				t.Fatalf("round %d: node (%d, %d) is %s, want %s", round, id.Level, id.Index, hs[i].Short(), model[id].Short())
+			}
+		}
+	}
+}

@@ -15,7 +15,7 @@ import (
 
 // SchemaVersion is the layout version this build writes and reads. A file of
 // another version is refused with [ErrSchema].
-const SchemaVersion uint64 = 1
+const SchemaVersion uint64 = 2
 
 // openTimeout bounds how long Open waits for the file lock held by another
 // open of the same file.
