@@ -193,11 +193,13 @@ func putState(tx *bolt.Tx, ws []ledger.KV, end uint64) error {
 // in several runs, the newest entry wins. Each source's entries are checked
 // once, then merged by their offsets straight into the encoded run.
 func mergeRuns(srcs []run) ([]byte, error) {
+	// A cursor holds no pointer that changes while merging, so that moving
+	// it costs no write barrier.
 	type cursor struct {
-		ends []byte // of the entries left
-		data []byte
-		from uint32 // offset in data of the next entry
-		head []byte // the next entry; nil when done
+		ends, data []byte
+		at         int    // offset in ends of the next entry's end
+		from, to   uint32 // the head entry: data[from:to]
+		done       bool
 	}
 	curs := make([]cursor, len(srcs))
 	total, size := uint64(0), uint64(0)
@@ -213,13 +215,14 @@ func mergeRuns(srcs []run) ([]byte, error) {
 		return nil, fmt.Errorf("%w: state run over 4 GiB", ErrInvalid)
 	}
 	next := func(c *cursor) {
-		if len(c.ends) == 0 {
-			c.head = nil
+		if c.at == len(c.ends) {
+			c.done = true
 			return
 		}
-		to := binary.BigEndian.Uint32(c.ends)
-		c.head, c.from, c.ends = c.data[c.from:to], to, c.ends[4:]
+		c.from, c.to = c.to, binary.BigEndian.Uint32(c.ends[c.at:])
+		c.at += 4
 	}
+	key := func(c *cursor) []byte { return c.data[c.from : c.to-8] }
 	for i := range curs {
 		next(&curs[i])
 	}
@@ -234,8 +237,8 @@ func mergeRuns(srcs []run) ([]byte, error) {
 		best := -1
 		ties = ties[:0]
 		for i := range curs {
-			h := curs[i].head
-			if h == nil {
+			c := &curs[i]
+			if c.done {
 				continue
 			}
 			if best < 0 {
@@ -243,21 +246,22 @@ func mergeRuns(srcs []run) ([]byte, error) {
 				continue
 			}
 			// Strictly less: on a tie the newer (earlier) run wins.
-			switch c := bytes.Compare(entryKey(h), entryKey(curs[best].head)); {
-			case c < 0:
+			switch cmp := bytes.Compare(key(c), key(&curs[best])); {
+			case cmp < 0:
 				best = i
 				ties = ties[:0]
-			case c == 0:
+			case cmp == 0:
 				ties = append(ties, i)
 			}
 		}
 		if best < 0 {
 			break
 		}
-		out = append(out, curs[best].head...)
+		b := &curs[best]
+		out = append(out, b.data[b.from:b.to]...)
 		ends = binary.BigEndian.AppendUint32(ends, uint32(uint64(len(out))-head))
 		n++
-		next(&curs[best])
+		next(b)
 		for _, i := range ties {
 			next(&curs[i])
 		}
