@@ -137,11 +137,11 @@ func (s *Store) Get(key []byte) ([]byte, bool, error) {
 // [ErrInvalid]. Either way nothing is written. Safe for concurrent use; the
 // ledger is its only caller.
 func (s *Store) Commit(b *ledger.Batch) error {
-	return s.update(func(tx *bolt.Tx) error { return commit(tx, b) })
+	return s.update(func(tx *bolt.Tx) error { return commit(tx, b, &s.scratch) })
 }
 
-// commit is Commit within tx.
-func commit(tx *bolt.Tx, b *ledger.Batch) error {
+// commit is Commit within tx, encoding runs in buffers of sc.
+func commit(tx *bolt.Tx, b *ledger.Batch, sc *scratch) error {
 	if b == nil {
 		return fmt.Errorf("%w: nil batch", ErrInvalid)
 	}
@@ -170,10 +170,10 @@ func commit(tx *bolt.Tx, b *ledger.Batch) error {
 		return fmt.Errorf("%w: batch ending at version %d carries a ledger info committing version %d",
 			ErrInvalid, end, b.LedgerInfo.LedgerInfo.CommitInfo.Version)
 	}
-	if err := putRuns(tx, b.StartVersion, b.Txs, b.Nodes); err != nil {
+	if err := putRuns(tx, sc, b.StartVersion, b.Txs, b.Nodes); err != nil {
 		return err
 	}
-	if err := putState(tx, b.Writes, end); err != nil {
+	if err := putState(tx, sc, b.Writes, end); err != nil {
 		return err
 	}
 	if err := archive(tx, b.Blocks, end); err != nil {

@@ -29,13 +29,18 @@ const (
 // transactions of consecutive versions under the version of the first; a
 // state run is sorted state entries (see staterun.go).
 
-// appendRun appends the run of items to dst.
-func appendRun(dst []byte, items [][]byte) []byte {
+// runSize is the size of the run of items.
+func runSize(items [][]byte) int {
 	size := 4 + 4*len(items)
 	for _, it := range items {
 		size += len(it)
 	}
-	dst = slices.Grow(dst, size)
+	return size
+}
+
+// appendRun appends the run of items to dst.
+func appendRun(dst []byte, items [][]byte) []byte {
+	dst = slices.Grow(dst, runSize(items))
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(items)))
 	end := uint32(0)
 	for _, it := range items {
@@ -258,10 +263,10 @@ func checkNodes(nodes []ledger.Node, start, end uint64) error {
 	return nil
 }
 
-// encodeNodeRun encodes the hashes of the n nodes of level nodeRunLevel or
-// above among nodes.
-func encodeNodeRun(nodes []ledger.Node, n uint64) []byte {
-	out := make([]byte, 0, chain.HashSize*n)
+// appendNodeRun appends to dst the hashes of the nodes of level
+// nodeRunLevel or above among nodes.
+func appendNodeRun(dst []byte, nodes []ledger.Node) []byte {
+	out := dst
 	for _, nd := range nodes {
 		if nd.ID.Level >= nodeRunLevel {
 			out = append(out, nd.Hash[:]...)
@@ -273,7 +278,7 @@ func encodeNodeRun(nodes []ledger.Node, n uint64) []byte {
 // putRuns stores the transactions of versions [start, start+len(txs)) and
 // the nodes their leaves complete as runs of at most maxRunTxs transactions
 // and about maxRunBytes bytes.
-func putRuns(tx *bolt.Tx, start uint64, txs [][]byte, nodes []ledger.Node) error {
+func putRuns(tx *bolt.Tx, sc *scratch, start uint64, txs [][]byte, nodes []ledger.Node) error {
 	tb, nb := tx.Bucket(bucketTxs), tx.Bucket(bucketNodes)
 	// Versions only grow: fill pages fully.
 	tb.FillPercent, nb.FillPercent = appendFillPercent, appendFillPercent
@@ -286,10 +291,11 @@ func putRuns(tx *bolt.Tx, start uint64, txs [][]byte, nodes []ledger.Node) error
 		end := start + uint64(n)
 		nn := nodesBefore(end) - nodesBefore(start)
 		key := versionKey(start)
-		if err := putRun(tb, key, appendRun(nil, txs[:n])); err != nil {
+		if err := putRun(tb, key, appendRun(sc.get(runSize(txs[:n])), txs[:n])); err != nil {
 			return fmt.Errorf("store: put transactions at %d: %w", start, err)
 		}
-		if err := putRun(nb, key, encodeNodeRun(nodes[:nn], storedBefore(end)-storedBefore(start))); err != nil {
+		stored := chain.HashSize * (storedBefore(end) - storedBefore(start))
+		if err := putRun(nb, key, appendNodeRun(sc.get(int(stored)), nodes[:nn])); err != nil {
 			return fmt.Errorf("store: put accumulator nodes at %d: %w", start, err)
 		}
 		txs, nodes, start = txs[n:], nodes[nn:], end

@@ -137,23 +137,23 @@ func checkWrites(b *ledger.Batch) error {
 // putState stores ws, checked by checkWrites, as a new state run under the
 // version end, merged with the newest runs that are not larger, while the
 // merged run stays within maxMergedRun entries.
-func putState(tx *bolt.Tx, ws []ledger.KV, end uint64) error {
+func putState(tx *bolt.Tx, sc *scratch, ws []ledger.KV, end uint64) error {
 	if len(ws) == 0 {
 		return nil
 	}
-	items := make([][]byte, len(ws))
-	size := 0
+	head := 4 + 4*len(ws)
+	size := head
 	for _, w := range ws {
 		size += len(w.Key) + 8
 	}
-	arena := make([]byte, 0, size)
+	fresh := sc.get(size)[:head]
+	binary.BigEndian.PutUint32(fresh, uint32(len(ws)))
 	for i, w := range ws {
-		arena = append(arena, w.Key...)
-		arena = binary.BigEndian.AppendUint64(arena, w.Version)
-		items[i] = arena[len(arena)-len(w.Key)-8:]
+		fresh = append(fresh, w.Key...)
+		fresh = binary.BigEndian.AppendUint64(fresh, w.Version)
+		binary.BigEndian.PutUint32(fresh[4+4*i:], uint32(len(fresh)-head))
 	}
-	fresh := appendRun(nil, items)
-	srcs := []run{{bucket: bucketState, key: versionKey(end), ends: fresh[4 : 4+4*len(items)], data: fresh[4+4*len(items):], maxItem: maxStateEntry}}
+	srcs := []run{{bucket: bucketState, key: versionKey(end), ends: fresh[4:head], data: fresh[head:], maxItem: maxStateEntry}}
 	b := tx.Bucket(bucketState)
 	b.FillPercent = appendFillPercent
 	var old [][]byte // keys of the merged runs
@@ -174,7 +174,7 @@ func putState(tx *bolt.Tx, ws []ledger.KV, end uint64) error {
 	value := fresh
 	if len(srcs) > 1 {
 		var err error
-		if value, err = mergeRuns(srcs); err != nil {
+		if value, err = mergeRuns(sc, srcs); err != nil {
 			return err
 		}
 	}
@@ -191,8 +191,9 @@ func putState(tx *bolt.Tx, ws []ledger.KV, end uint64) error {
 
 // mergeRuns merges the state runs srcs, newest first, into one: for a key
 // in several runs, the newest entry wins. Each source's entries are checked
-// once, then merged by their offsets straight into the encoded run.
-func mergeRuns(srcs []run) ([]byte, error) {
+// once, then merged by their offsets straight into the encoded run, a
+// buffer of sc.
+func mergeRuns(sc *scratch, srcs []run) ([]byte, error) {
 	// A cursor holds no pointer that changes while merging, so that moving
 	// it costs no write barrier.
 	type cursor struct {
@@ -229,7 +230,7 @@ func mergeRuns(srcs []run) ([]byte, error) {
 	// The run is written in place as if no key repeated; the entries are
 	// moved down over the unused end offsets if some did.
 	head := 4 + 4*total
-	out := make([]byte, head, head+size)
+	out := sc.get(int(head + size))[:head]
 	ends := out[4:4]
 	n := uint64(0)
 	var ties []int

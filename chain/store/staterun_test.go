@@ -197,7 +197,7 @@ func TestMergeRuns(t *testing.T) {
 			}
 			srcs[i] = r
 		}
-		enc, err := mergeRuns(srcs)
+		enc, err := mergeRuns(new(scratch), srcs)
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
@@ -220,7 +220,7 @@ func TestMergeRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mergeRuns([]run{bad, bad}); !errors.Is(err, ErrCorrupt) {
+	if _, err := mergeRuns(new(scratch), []run{bad, bad}); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("merge of a corrupt run: %v, want ErrCorrupt", err)
 	}
 }
@@ -244,7 +244,7 @@ func BenchmarkMergeRuns(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := mergeRuns(srcs); err != nil {
+		if _, err := mergeRuns(new(scratch), srcs); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -108,6 +109,11 @@ type Store struct {
 	// allocated when its mapped pages were last released; read and written
 	// only inside write transactions.
 	releasedAt int64
+
+	// writeMu is held by a write transaction until its buffers are back
+	// in scratch.
+	writeMu sync.Mutex
+	scratch scratch
 }
 
 var _ ledger.Storage = (*Store)(nil)
@@ -221,6 +227,9 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 }
 
 func (s *Store) update(fn func(*bolt.Tx) error) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	defer s.scratch.release()
 	return closedErr(s.db.Update(func(tx *bolt.Tx) error {
 		s.maybeRelease(tx)
 		return fn(tx)

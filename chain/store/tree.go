@@ -102,7 +102,7 @@ func (s *Store) CommitTree(b *ledger.Batch, blocks []*chain.Block, qcs []chain.Q
 		if err := saveTree(tx, blocks, qcs); err != nil {
 			return err
 		}
-		if err := commit(tx, b); err != nil {
+		if err := commit(tx, b, &s.scratch); err != nil {
 			return err
 		}
 		return s.prune(tx, prune)
