@@ -68,7 +68,9 @@
 // bbolt reads through a shared memory map of the file; the pages a
 // transaction reads stay resident in the process. The store releases them
 // (MADV_DONTNEED, on Linux) after every 64 MiB of pages written, from inside
-// a write transaction so that bbolt cannot remap the file meanwhile.
+// a write transaction so that bbolt cannot remap the file meanwhile. Write
+// transactions encode their runs in buffers the store keeps between them
+// (at most 4, of at most 8 MiB each) rather than in fresh allocations.
 //
 // # Transactions
 //
