@@ -26,10 +26,13 @@ func stateWrites(start uint64, txs [][]byte) []KV {
 		if ws == nil {
 			ws = make([]prefixed, 0, len(txs)-i)
 		}
-		ws = append(ws, prefixed{keyPrefix(k), i})
+		from := cap(tx) - cap(k) // k aliases tx from this offset on
+		ws = append(ws, prefixed{prefix: keyPrefix(k), i: i, from: uint32(from), to: uint32(from + len(k))})
 	}
 	ws = sortPrefixed(ws)
-	key := func(w prefixed) []byte { k, _, _ := chain.DecodeKV(txs[w.i]); return k }
+	// Keys are read from the transactions only where prefixes tie: the
+	// sorted order visits the transactions at random.
+	key := func(w prefixed) []byte { return txs[w.i][w.from:w.to] }
 	for from := 0; from < len(ws); {
 		to := from + 1
 		for to < len(ws) && ws[to].prefix == ws[from].prefix {
@@ -42,19 +45,21 @@ func stateWrites(start uint64, txs [][]byte) []KV {
 	}
 	out := make([]KV, 0, len(ws))
 	for j, w := range ws {
-		k, v, _ := chain.DecodeKV(txs[w.i])
-		if j+1 < len(ws) && w.prefix == ws[j+1].prefix && bytes.Equal(k, key(ws[j+1])) {
+		if j+1 < len(ws) && w.prefix == ws[j+1].prefix && bytes.Equal(key(w), key(ws[j+1])) {
 			continue // a later write of the key follows
 		}
-		out = append(out, KV{Key: k, Value: v, Version: start + uint64(w.i)})
+		tx := txs[w.i]
+		out = append(out, KV{Key: tx[w.from:w.to:w.to], Value: tx[w.to:], Version: start + uint64(w.i)})
 	}
 	return out
 }
 
-// prefixed is the write of transaction i, whose key begins with prefix.
+// prefixed is the write of transaction i, whose key is its bytes [from, to)
+// and begins with prefix.
 type prefixed struct {
-	prefix uint64
-	i      int
+	prefix   uint64
+	i        int
+	from, to uint32
 }
 
 // keyPrefix is the first 8 bytes of k, zero-padded, as a big-endian integer:
