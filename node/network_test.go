@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -161,10 +162,22 @@ func TestServerRateLimit(t *testing.T) {
 	preload(t, cfg.Home, v.Genesis, blocks)
 	srv := start(t, cfg)
 
+	statuses := askThrice(t, srv, v.Genesis.ChainID, protocol.BlockRequest{BlockID: blocks[2].Block.ID, Count: 1})
+	if !slices.Equal(statuses, twiceThenBusy) {
+		t.Fatalf("statuses %v, want %v", statuses, twiceThenBusy)
+	}
+}
+
+// twiceThenBusy is what a peer gets past a bucket that holds two answers.
+var twiceThenBusy = []protocol.Status{protocol.StatusSucceeded, protocol.StatusSucceeded, protocol.StatusBusy}
+
+// askThrice sends req to srv three times from a new host and returns the
+// statuses of the answers.
+func askThrice(t *testing.T, srv *node.Node, chainID string, req protocol.BlockRequest) []protocol.Status {
+	t.Helper()
 	client := newRawHost(t)
 	connect(t, client, srv.Host())
-	net := node.NewNetwork(client, v.Genesis.ChainID)
-	req := protocol.BlockRequest{BlockID: blocks[2].Block.ID, Count: 1}
+	net := node.NewNetwork(client, chainID)
 	var statuses []protocol.Status
 	for range 3 {
 		resp, err := net.RequestBlocks(t.Context(), srv.ID(), req)
@@ -173,12 +186,7 @@ func TestServerRateLimit(t *testing.T) {
 		}
 		statuses = append(statuses, resp.Status)
 	}
-	want := []protocol.Status{protocol.StatusSucceeded, protocol.StatusSucceeded, protocol.StatusBusy}
-	for i := range want {
-		if statuses[i] != want[i] {
-			t.Fatalf("statuses %v, want %v", statuses, want)
-		}
-	}
+	return statuses
 }
 
 // TestServerByteLimit: a peer is served while its byte bucket is not in
@@ -194,23 +202,10 @@ func TestServerByteLimit(t *testing.T) {
 	preload(t, cfg.Home, v.Genesis, blocks)
 	srv := start(t, cfg)
 
-	client := newRawHost(t)
-	connect(t, client, srv.Host())
-	net := node.NewNetwork(client, v.Genesis.ChainID)
-	req := protocol.BlockRequest{BlockID: blocks[2].Block.ID, Count: 1} // one block of over 2,000 bytes
-	var statuses []protocol.Status
-	for range 3 {
-		resp, err := net.RequestBlocks(t.Context(), srv.ID(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		statuses = append(statuses, resp.Status)
-	}
-	want := []protocol.Status{protocol.StatusSucceeded, protocol.StatusSucceeded, protocol.StatusBusy}
-	for i := range want {
-		if statuses[i] != want[i] {
-			t.Fatalf("statuses %v, want %v (two responses of over 2,000 bytes exhaust 3,000)", statuses, want)
-		}
+	// One block of over 2,000 bytes: two answers exhaust 3,000.
+	statuses := askThrice(t, srv, v.Genesis.ChainID, protocol.BlockRequest{BlockID: blocks[2].Block.ID, Count: 1})
+	if !slices.Equal(statuses, twiceThenBusy) {
+		t.Fatalf("statuses %v, want %v (two responses of over 2,000 bytes exhaust 3,000)", statuses, twiceThenBusy)
 	}
 }
 

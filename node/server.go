@@ -236,17 +236,7 @@ func newRateLimiter(rate float64, burst int) *rateLimiter {
 func (r *rateLimiter) allow(p peer.ID) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := time.Now()
-	b, ok := r.peers[p]
-	if !ok {
-		if len(r.peers) >= 4096 {
-			r.sweep(now)
-		}
-		b = &bucket{tokens: r.burst, last: now}
-		r.peers[p] = b
-	}
-	b.tokens = min(r.burst, b.tokens+now.Sub(b.last).Seconds()*r.rate)
-	b.last = now
+	b := r.refill(p, time.Now())
 	if b.tokens < 1 {
 		return false
 	}
