@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/p2pnode/p2pnode/chain"
 )
@@ -34,10 +35,23 @@ func WriteMsg(w io.Writer, v any) error {
 	return WriteFrame(w, body)
 }
 
+// copyBelow is the body size below which WriteFrame copies the body behind
+// its length prefix and writes both at once; a larger body is written
+// after its prefix as it is, without a copy of it.
+const copyBelow = 64 << 10
+
 // WriteFrame writes body, which must already be canonical CBOR, as one frame.
 func WriteFrame(w io.Writer, body []byte) error {
 	if len(body) == 0 {
 		return ErrFrameEmpty
+	}
+	if len(body) >= copyBelow {
+		var prefix [binary.MaxVarintLen64]byte
+		if _, err := w.Write(binary.AppendUvarint(prefix[:0], uint64(len(body)))); err != nil {
+			return err
+		}
+		_, err := w.Write(body)
+		return err
 	}
 	buf := make([]byte, 0, binary.MaxVarintLen64+len(body))
 	buf = binary.AppendUvarint(buf, uint64(len(body)))
@@ -49,6 +63,11 @@ func WriteFrame(w io.Writer, body []byte) error {
 // ReadFrame reads one frame of at most max body bytes. io.EOF is returned
 // only when the stream ends cleanly before the first byte.
 func ReadFrame(r io.Reader, max int) ([]byte, error) {
+	return readFrameInto(r, max, nil)
+}
+
+// readFrameInto is ReadFrame reading the body into buf when it fits.
+func readFrameInto(r io.Reader, max int, buf []byte) ([]byte, error) {
 	n, err := readLength(r)
 	if err != nil {
 		return nil, err
@@ -59,20 +78,40 @@ func ReadFrame(r io.Reader, max int) ([]byte, error) {
 	if n > uint64(max) {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
 	}
-	body := make([]byte, n)
+	var body []byte
+	if uint64(cap(buf)) >= n {
+		body = buf[:n]
+	} else {
+		body = make([]byte, n)
+	}
 	if _, err := io.ReadFull(r, body); err != nil {
 		return nil, fmt.Errorf("protocol: read frame body: %w", noEOF(err))
 	}
 	return body, nil
 }
 
-// ReadMsg reads one frame of at most max bytes and decodes it strictly into v.
+// frameBufs holds the bodies of frames ReadMsg decoded, for the next
+// frames to be read into: decoding copies what it keeps (byte strings,
+// strings, hashes), so a body is free once decoded. Bodies over
+// maxPooledFrame are not kept.
+var frameBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledFrame bounds the frame bodies frameBufs keeps.
+const maxPooledFrame = 4 << 20
+
+// ReadMsg reads one frame of at most max bytes and decodes it strictly into
+// v. Nothing decoded into v refers to the frame's bytes.
 func ReadMsg(r io.Reader, max int, v any) error {
-	body, err := ReadFrame(r, max)
-	if err != nil {
-		return err
+	bp := frameBufs.Get().(*[]byte)
+	body, err := readFrameInto(r, max, *bp)
+	if err == nil {
+		err = chain.Decode(body, max, v)
 	}
-	return chain.Decode(body, max, v)
+	if cap(body) <= maxPooledFrame && cap(body) > cap(*bp) {
+		*bp = body[:0]
+	}
+	frameBufs.Put(bp)
+	return err
 }
 
 func readLength(r io.Reader) (uint64, error) {
