@@ -98,20 +98,15 @@ func TestPprofOnlyOnAdmin(t *testing.T) {
 
 func TestMetricsOfIdleNode(t *testing.T) {
 	n, _ := newIdleNode(t, 2)
-	_, body := get(t, n.Handler(), "/metrics")
 	b := node.ReadBuildInfo("")
-	for _, name := range []string{
-		`p2pnode_build_info{commit="` + b.Commit + `",go_version="` + b.GoVersion + `",version="` + b.Version + `"} 1`,
+	wantMetrics(t, n, "idle node",
+		`p2pnode_build_info{commit="`+b.Commit+`",go_version="`+b.GoVersion+`",version="`+b.Version+`"} 1`,
 		`libp2p_rcmgr_connections{dir="inbound",scope="system"}`,
 		`libp2p_rcmgr_fds{scope="system"}`,
 		`libp2p_rcmgr_limit{`,
 		"libp2p_rcmgr_conn_memory_bucket",
 		"libp2p_identify_addrs_count", // the host's own metrics
-	} {
-		if !strings.Contains(string(body), name) {
-			t.Errorf("GET /metrics lacks %s", name)
-		}
-	}
+	)
 }
 
 // TestOpsAfterSync: a node that caught up from a peer is ready, reports
@@ -141,29 +136,19 @@ func TestOpsAfterSync(t *testing.T) {
 		t.Fatalf("status: earliest %d, best peer %d, catching up %v", s.EarliestRound, s.BestPeerRound, s.CatchingUp)
 	}
 
-	_, cm := get(t, client.Handler(), "/metrics")
-	for _, name := range []string{
+	wantMetrics(t, client, "client",
 		`p2pnode_request_duration_seconds_bucket{protocol="blocks",side="client",le="0.001"}`,
 		`p2pnode_stream_bytes_total{direction="in",protocol="blocks"}`,
 		`p2pnode_stream_bytes_total{direction="out",protocol="blocks"}`,
 		`p2pnode_sync_duration_seconds_count{kind="fetch"}`,
-		`p2pnode_sync_peer_rate_bytes{peer="` + server.ID().String() + `"}`,
-		`p2pnode_sync_peer_window{peer="` + server.ID().String() + `"}`,
+		`p2pnode_sync_peer_rate_bytes{peer="`+server.ID().String()+`"}`,
+		`p2pnode_sync_peer_window{peer="`+server.ID().String()+`"}`,
 		`libp2p_rcmgr_streams{`,
-	} {
-		if !strings.Contains(string(cm), name) {
-			t.Errorf("client GET /metrics lacks %s", name)
-		}
-	}
-	_, sm := get(t, server.Handler(), "/metrics")
-	for _, name := range []string{
+	)
+	wantMetrics(t, server, "server",
 		`p2pnode_request_duration_seconds_count{protocol="blocks",side="server"}`,
 		`p2pnode_stream_bytes_total{direction="out",protocol="blocks"}`,
-	} {
-		if !strings.Contains(string(sm), name) {
-			t.Errorf("server GET /metrics lacks %s", name)
-		}
-	}
+	)
 }
 
 // TestHealthBehindIsNotReady: a node that hears of a peer far ahead and
@@ -189,5 +174,17 @@ func TestHealthBehindIsNotReady(t *testing.T) {
 	}
 	if s := client.Status(); !s.CatchingUp || s.Distance != 30 || s.BestPeerRound != 30 {
 		t.Fatalf("status: catching up %v, distance %d, best peer round %d", s.CatchingUp, s.Distance, s.BestPeerRound)
+	}
+}
+
+// wantMetrics fails t unless n's GET /metrics holds every one of names
+// (who names n in the errors).
+func wantMetrics(t *testing.T, n *node.Node, who string, names ...string) {
+	t.Helper()
+	_, body := get(t, n.Handler(), "/metrics")
+	for _, name := range names {
+		if !strings.Contains(string(body), name) {
+			t.Errorf("%s GET /metrics lacks %s", who, name)
+		}
 	}
 }
