@@ -124,9 +124,13 @@ func TestOpsAfterSync(t *testing.T) {
 	ccfg := testConfig(t, "client", v.Genesis, chaintest.Key(fullNodeSeed, 1))
 	ccfg.Bootstrap = addrInfos(server)
 	client := start(t, ccfg)
-	waitFor(t, "client to catch up and be ready", func() bool {
+	// The sync is observed just after it returns, so a client can be
+	// caught up a moment before its sync series shows.
+	waitFor(t, "client to catch up, be ready and observe its sync", func() bool {
 		s := client.Status()
-		return s.HighestQCRound == want.HighestQCRound && client.Health().Ready
+		_, m := get(t, client.Handler(), "/metrics")
+		return s.HighestQCRound == want.HighestQCRound && client.Health().Ready &&
+			strings.Contains(string(m), "p2pnode_sync_duration_seconds_count")
 	})
 	code, h := health(t, client)
 	if code != http.StatusOK || !h.Ready || h.BestPeerRound != want.HighestQCRound || h.Distance != 0 || h.Peers != 1 {
