@@ -280,3 +280,41 @@ func FuzzBlockResponse(f *testing.F) {
 		}
 	})
 }
+
+func TestCommittedResponseIsTheRange(t *testing.T) {
+	c := testChain(t, 40, 3, 50)
+	top := int(c.CommittedInfo().Round)
+	for _, tt := range []struct {
+		name     string
+		req      protocol.CommittedRequest
+		from, to int // the heights expected
+	}{
+		{"from round 0", protocol.CommittedRequest{FromRound: 0, ToRound: 10, MaxBlocks: 64}, 1, 9},
+		{"middle", protocol.CommittedRequest{FromRound: 12, ToRound: 20, MaxBlocks: 64}, 12, 19},
+		{"cut by count", protocol.CommittedRequest{FromRound: 5, ToRound: 30, MaxBlocks: 4}, 5, 8},
+		{"past the top", protocol.CommittedRequest{FromRound: 30, ToRound: 60, MaxBlocks: 64}, 30, top},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			frame, err := c.committedResponse(&tt.req, protocol.MaxBlockResponseSize-16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var resp protocol.CommittedResponse
+			if err := chain.Decode(bodyOf(t, frame), protocol.MaxBlockResponseSize, &resp); err != nil {
+				t.Fatal(err)
+			}
+			want, err := c.Blocks(tt.from, tt.to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.Blocks) != len(want) {
+				t.Fatalf("%d blocks, want %d", len(resp.Blocks), len(want))
+			}
+			for i, b := range resp.Blocks {
+				if b.ID != want[i].ID {
+					t.Fatalf("block %d is %s, want %s", i, b.ID.Short(), want[i].ID.Short())
+				}
+			}
+		})
+	}
+}
