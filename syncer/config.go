@@ -124,7 +124,7 @@ func DefaultConfig() Config {
 		FastForwardRounds:     200,
 		MaxPendingBytes:       256 << 20,
 		ForwardMinGap:         2 * 64,
-		ForwardWindows:        8,
+		ForwardWindows:        16,
 		ForwardRequestBytes:   8 << 20,
 		ForwardMaxBytes:       128 << 20,
 		ChunkTxs:              2000,
