@@ -74,8 +74,9 @@ type Config struct {
 	// fetched walking back from the QC, as the seed does.
 	ForwardMinGap uint64
 	// ForwardWindows caps the windows of a forward fetch requested or
-	// waiting to be inserted at once; with BlocksPerRequest it bounds the
-	// blocks held in memory whatever the gap.
+	// waiting to be inserted at once (the windows of the insert in
+	// progress, at most 256 blocks, come on top); with BlocksPerRequest it
+	// bounds the blocks held in memory whatever the gap.
 	ForwardWindows int
 	// ForwardRequestBytes: with AdaptiveFlow, a forward window spans fewer
 	// than BlocksPerRequest rounds when the blocks seen so far are large,
@@ -124,7 +125,7 @@ func DefaultConfig() Config {
 		FastForwardRounds:     200,
 		MaxPendingBytes:       256 << 20,
 		ForwardMinGap:         2 * 64,
-		ForwardWindows:        16,
+		ForwardWindows:        8,
 		ForwardRequestBytes:   8 << 20,
 		ForwardMaxBytes:       128 << 20,
 		ChunkTxs:              2000,

@@ -21,7 +21,8 @@ import (
 // is verified on arrival, on the goroutine that fetched it, and the windows
 // are inserted strictly in order as soon as the next one is verified. So
 // fetching, verification and insertion overlap and memory is bounded by
-// ForwardWindows windows whatever the gap. The existing walk fills any gap
+// ForwardWindows windows, plus the insert in progress (maxInsertBatch
+// blocks), whatever the gap. The existing walk fills any gap
 // a window leaves and inserts the last few blocks above the committed one.
 
 // maxPeerStrikes is how many failures in a row, with no valid answer
@@ -160,13 +161,16 @@ func (f *forward) run(ctx context.Context) error {
 		}
 		window := f.windowBlocks()
 		perWindow := f.flows.expectBlocks(int(window), protocol.MaxCommittedResponseSize)
-		for len(f.windows) < f.m.cfg.ForwardWindows && f.next <= f.target.Round &&
-			(len(f.windows) == 0 || (len(f.windows)+1)*perWindow <= f.m.cfg.ForwardMaxBytes) {
+		// The windows of the insert in progress hold no slot: they are
+		// done with the network, and the stages before the insert keep
+		// working while the store writes.
+		for open := len(f.windows) - f.inserting; open < f.m.cfg.ForwardWindows && f.next <= f.target.Round &&
+			(open == 0 || (open+1)*perWindow <= f.m.cfg.ForwardMaxBytes); open++ {
 			to := min(f.next+window, f.target.Round+1)
 			f.windows = append(f.windows, &fwdWindow{from: f.next, to: to, cursor: f.next, failed: make(map[peer.ID]bool)})
 			f.next = to
 		}
-		if n := uint64(len(f.windows)); n > f.m.stats.forwardPeak.Load() {
+		if n := uint64(len(f.windows) - f.inserting); n > f.m.stats.forwardPeak.Load() {
 			f.m.stats.forwardPeak.Store(n)
 		}
 		if len(f.windows) == 0 {
