@@ -29,6 +29,7 @@ type MemStorage struct {
 	txs      segments[[]byte]
 	levels   []segments[chain.Hash] // levels[l].at(i) is the hash of node (l, i)
 	state    map[string]uint64      // key -> version of the transaction that wrote it last
+	byHash   map[chain.Hash]uint64  // leaf hash -> latest version of the transaction
 	frontier []chain.Hash
 	li       *chain.LedgerInfoWithSignatures
 	blocks   map[chain.Hash]CommittedBlock
@@ -93,6 +94,14 @@ func (m *MemStorage) Get(key []byte) ([]byte, bool, error) {
 	return bytes.Clone(val), true, nil
 }
 
+// TxVersion implements [Storage].
+func (m *MemStorage) TxVersion(h chain.Hash) (uint64, bool, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	v, ok := m.byHash[h]
+	return v, ok, nil
+}
+
 // Commit implements [Storage]. It fails with ErrInvalidBatch, changing
 // nothing, if b does not start at the stored version, holds a transaction of
 // an invalid size, a frontier of the wrong size, a node not covered by the
@@ -110,6 +119,12 @@ func (m *MemStorage) Commit(b *Batch) error {
 		m.txs.append(tx)
 	}
 	for _, n := range b.Nodes {
+		if n.ID.Level == 0 {
+			if m.byHash == nil {
+				m.byHash = make(map[chain.Hash]uint64)
+			}
+			m.byHash[n.Hash] = n.ID.Index
+		}
 		for uint(len(m.levels)) <= n.ID.Level {
 			m.levels = append(m.levels, segments[chain.Hash]{})
 		}

@@ -21,6 +21,10 @@ type Storage interface {
 	// Get returns the committed value of key in the state, and whether it is
 	// set.
 	Get(key []byte) ([]byte, bool, error)
+	// TxVersion returns the version of the stored transaction whose
+	// accumulator leaf hash is h (the latest, if it was stored more than
+	// once), and whether there is one.
+	TxVersion(h chain.Hash) (uint64, bool, error)
 	// Commit durably applies b: all of it, or nothing if it returns an error.
 	Commit(b *Batch) error
 	// Block returns an archived committed block by id.

@@ -130,6 +130,18 @@ func checkLedger(t testing.TB, st *store.Store, m *ledgerSim) {
 			t.Fatalf("Get(%x) = %x, %v, %v; want %x", k, got, ok, err, want)
 		}
 	}
+	latest := make(map[chain.Hash]uint64, len(m.txs))
+	for i, tx := range m.txs {
+		latest[chain.TxLeafHash(tx)] = uint64(i)
+	}
+	for h, want := range latest {
+		if got, ok, err := st.TxVersion(h); err != nil || !ok || got != want {
+			t.Fatalf("TxVersion(%s) = %d, %v, %v; want %d", h.Short(), got, ok, err, want)
+		}
+	}
+	if _, ok, err := st.TxVersion(chain.Hash{1}); ok || err != nil {
+		t.Fatalf("TxVersion(unknown) = %v, %v", ok, err)
+	}
 	ids := make([]compact.NodeID, 0, len(m.nodes))
 	for id := range m.nodes {
 		ids = append(ids, id)

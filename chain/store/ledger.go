@@ -176,6 +176,9 @@ func commit(tx *bolt.Tx, b *ledger.Batch, sc *scratch) error {
 	if err := putState(tx, sc, b.Writes, end); err != nil {
 		return err
 	}
+	if err := putTxHashes(tx, sc, b.Nodes, b.StartVersion, end); err != nil {
+		return err
+	}
 	if err := archive(tx, b.Blocks, end); err != nil {
 		return err
 	}

@@ -135,32 +135,42 @@ func checkWrites(b *ledger.Batch) error {
 }
 
 // putState stores ws, checked by checkWrites, as a new state run under the
-// version end, merged with the newest runs that are not larger, while the
-// merged run stays within maxMergedRun entries.
+// version end (see putVersionRun).
 func putState(tx *bolt.Tx, sc *scratch, ws []ledger.KV, end uint64) error {
-	if len(ws) == 0 {
+	return putVersionRun(tx, sc, bucketState, maxStateEntry, end, len(ws),
+		func(i int) []byte { return ws[i].Key }, func(i int) uint64 { return ws[i].Version })
+}
+
+// putVersionRun stores n entries key(i) | version(i), sorted by key with
+// one entry a key, as a new run of bucket under the version end, merged
+// with the newest runs that are not larger, while the merged run stays
+// within maxMergedRun entries: the state and the index of transactions by
+// hash are such runs.
+func putVersionRun(tx *bolt.Tx, sc *scratch, bucket []byte, maxEntry uint32, end uint64, n int,
+	key func(int) []byte, version func(int) uint64) error {
+	if n == 0 {
 		return nil
 	}
-	head := 4 + 4*len(ws)
+	head := 4 + 4*n
 	size := head
-	for _, w := range ws {
-		size += len(w.Key) + 8
+	for i := range n {
+		size += len(key(i)) + 8
 	}
 	fresh := sc.get(size)[:head]
-	binary.BigEndian.PutUint32(fresh, uint32(len(ws)))
-	for i, w := range ws {
-		fresh = append(fresh, w.Key...)
-		fresh = binary.BigEndian.AppendUint64(fresh, w.Version)
+	binary.BigEndian.PutUint32(fresh, uint32(n))
+	for i := range n {
+		fresh = append(fresh, key(i)...)
+		fresh = binary.BigEndian.AppendUint64(fresh, version(i))
 		binary.BigEndian.PutUint32(fresh[4+4*i:], uint32(len(fresh)-head))
 	}
-	srcs := []run{{bucket: bucketState, key: versionKey(end), ends: fresh[4:head], data: fresh[head:], maxItem: maxStateEntry}}
-	b := tx.Bucket(bucketState)
+	srcs := []run{{bucket: bucket, key: versionKey(end), ends: fresh[4:head], data: fresh[head:], maxItem: maxEntry}}
+	b := tx.Bucket(bucket)
 	b.FillPercent = appendFillPercent
 	var old [][]byte // keys of the merged runs
-	count := uint64(len(ws))
+	count := uint64(n)
 	c := newRunCursor(b)
 	for k, v := c.last(); k != nil; k, v = c.prev() {
-		r, err := decodeRun(bucketState, k, v, maxStateEntry)
+		r, err := decodeRun(bucket, k, v, maxEntry)
 		if err != nil {
 			return err
 		}
@@ -180,16 +190,16 @@ func putState(tx *bolt.Tx, sc *scratch, ws []ledger.KV, end uint64) error {
 	}
 	for _, k := range old {
 		if err := b.DeleteBucket(k); err != nil {
-			return fmt.Errorf("store: delete state run: %w", err)
+			return fmt.Errorf("store: delete %s run: %w", bucket, err)
 		}
 	}
 	if err := putRun(b, versionKey(end), value); err != nil {
-		return fmt.Errorf("store: put state run at %d: %w", end, err)
+		return fmt.Errorf("store: put %s run at %d: %w", bucket, end, err)
 	}
 	return nil
 }
 
-// mergeRuns merges the state runs srcs, newest first, into one: for a key
+// mergeRuns merges the runs srcs (of keys and versions), newest first, into one: for a key
 // in several runs, the newest entry wins. Each source's entries are checked
 // once, then merged by their offsets straight into the encoded run, a
 // buffer of sc.
@@ -213,7 +223,7 @@ func mergeRuns(sc *scratch, srcs []run) ([]byte, error) {
 		size += uint64(len(r.data))
 	}
 	if size > math.MaxUint32 {
-		return nil, fmt.Errorf("%w: state run over 4 GiB", ErrInvalid)
+		return nil, fmt.Errorf("%w: %s run over 4 GiB", ErrInvalid, srcs[0].bucket)
 	}
 	next := func(c *cursor) {
 		if c.at == len(c.ends) {

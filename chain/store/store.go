@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,8 +16,9 @@ import (
 )
 
 // SchemaVersion is the layout version this build writes and reads. A file of
-// another version is refused with [ErrSchema].
-const SchemaVersion uint64 = 2
+// schema 2 (which had no index of transactions by hash) is brought to it
+// when opened; a file of another version is refused with [ErrSchema].
+const SchemaVersion uint64 = 3
 
 // openTimeout bounds how long Open waits for the file lock held by another
 // open of the same file.
@@ -84,10 +86,11 @@ var (
 	bucketState      = []byte("state")
 	bucketArchive    = []byte("archive")
 	bucketArchiveIDs = []byte("archive_ids")
+	bucketTxHashes   = []byte("tx_hashes")
 
 	allBuckets = [][]byte{bucketMeta, bucketBlocks, bucketQCs, bucketCommits,
 		bucketSafety, bucketLedger, bucketTxs, bucketNodes, bucketState,
-		bucketArchive, bucketArchiveIDs}
+		bucketArchive, bucketArchiveIDs, bucketTxHashes}
 
 	keySchema      = []byte("schema")
 	keyChainID     = []byte("chain_id")
@@ -140,16 +143,20 @@ func Open(path string, g *chain.Genesis) (*Store, error) {
 	}
 	s := &Store{db: db, genesisQC: g.QC()}
 	s.genesisID = s.genesisQC.CertifiedBlock().ID
-	fresh := false
+	fresh, schema := false, SchemaVersion
 	err = db.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketMeta) == nil {
 			fresh = true
 			return checkEmpty(tx)
 		}
-		return checkMeta(tx, g)
+		schema, err = checkMeta(tx, g)
+		return err
 	})
-	if err == nil && fresh {
+	switch {
+	case err == nil && fresh:
 		err = db.Update(func(tx *bolt.Tx) error { return initialize(tx, g) })
+	case err == nil && schema == 2:
+		err = s.update(func(tx *bolt.Tx) error { return migrate2(tx, &s.scratch) })
 	}
 	if err != nil {
 		_ = db.Close()
@@ -165,32 +172,43 @@ func checkEmpty(tx *bolt.Tx) error {
 	})
 }
 
-func checkMeta(tx *bolt.Tx, g *chain.Genesis) error {
+// checkMeta checks that the file belongs to g and has every bucket of its
+// schema, which it returns: SchemaVersion, or 2 for a file to migrate.
+func checkMeta(tx *bolt.Tx, g *chain.Genesis) (uint64, error) {
 	var schema uint64
 	if err := getValue(tx, bucketMeta, keySchema, maxMetaSize, &schema); err != nil {
-		return err
+		return 0, err
 	}
-	if schema != SchemaVersion {
-		return fmt.Errorf("%w: schema version %d, this build reads %d", ErrSchema, schema, SchemaVersion)
+	if schema != SchemaVersion && schema != 2 {
+		return 0, fmt.Errorf("%w: schema version %d, this build reads %d (and migrates 2)", ErrSchema, schema, SchemaVersion)
 	}
 	var id string
 	var gh chain.Hash
 	if err := getValue(tx, bucketMeta, keyChainID, maxMetaSize, &id); err != nil {
-		return err
+		return 0, err
 	}
 	if err := getValue(tx, bucketMeta, keyGenesisHash, maxHashSize, &gh); err != nil {
-		return err
+		return 0, err
 	}
 	if want := g.Hash(); id != g.ChainID || gh != want {
-		return fmt.Errorf("%w: file holds chain %q with genesis %s, opened for chain %q with genesis %s",
+		return 0, fmt.Errorf("%w: file holds chain %q with genesis %s, opened for chain %q with genesis %s",
 			ErrWrongChain, id, gh, g.ChainID, want)
 	}
 	for _, name := range allBuckets {
-		if tx.Bucket(name) == nil {
-			return fmt.Errorf("%w: bucket %q is missing", ErrCorrupt, name)
+		if tx.Bucket(name) == nil && (schema == SchemaVersion || !bytes.Equal(name, bucketTxHashes)) {
+			return 0, fmt.Errorf("%w: bucket %q is missing", ErrCorrupt, name)
 		}
 	}
-	return nil
+	return schema, nil
+}
+
+// migrate2 brings a file of schema 2 to SchemaVersion, in one transaction:
+// it indexes the committed transactions by hash.
+func migrate2(tx *bolt.Tx, sc *scratch) error {
+	if err := indexTxHashes(tx, sc); err != nil {
+		return fmt.Errorf("store: migrate schema 2: %w", err)
+	}
+	return putValue(tx, bucketMeta, keySchema, SchemaVersion)
 }
 
 func initialize(tx *bolt.Tx, g *chain.Genesis) error {

@@ -1,0 +1,108 @@
+package store
+
+import (
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/transparency-dev/merkle/compact"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/chaintest"
+	"github.com/p2pnode/p2pnode/chain/ledger"
+)
+
+// commitTxs commits txs as one batch on top of acc and returns the batch.
+func commitTxs(t *testing.T, st *Store, acc *chain.Accumulator, txs [][]byte) {
+	t.Helper()
+	b := &ledger.Batch{StartVersion: acc.Size(), Txs: txs}
+	for _, tx := range txs {
+		acc.AppendLeaf(chain.TxLeafHash(tx), func(id compact.NodeID, h chain.Hash) {
+			b.Nodes = append(b.Nodes, ledger.Node{ID: id, Hash: h})
+		})
+	}
+	b.Frontier = acc.Frontier()
+	if err := st.Commit(b); err != nil {
+		t.Fatalf("commit at %d: %v", b.StartVersion, err)
+	}
+}
+
+// checkTxIndex checks that every transaction of txs is found at its
+// latest version.
+func checkTxIndex(t *testing.T, st *Store, txs [][]byte) {
+	t.Helper()
+	latest := map[chain.Hash]uint64{}
+	for i, tx := range txs {
+		latest[chain.TxLeafHash(tx)] = uint64(i)
+	}
+	for h, want := range latest {
+		if got, ok, err := st.TxVersion(h); err != nil || !ok || got != want {
+			t.Fatalf("TxVersion(%s) = %d, %v, %v; want %d", h.Short(), got, ok, err, want)
+		}
+	}
+	if _, ok, err := st.TxVersion(chain.TxLeafHash([]byte("never committed"))); ok || err != nil {
+		t.Fatalf("TxVersion(never committed) = %v, %v", ok, err)
+	}
+}
+
+// TestTxIndex commits batches with repeated transactions, within a batch
+// and across batches, through enough merges to seal runs, and finds each
+// transaction at its latest version; a file of schema 2, without the
+// index, gets it when opened.
+func TestTxIndex(t *testing.T) {
+	v := chaintest.NewValidators(71, 4)
+	path := filepath.Join(t.TempDir(), "txindex.db")
+	st, err := Open(path, v.Genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(71, 1))
+	acc := chain.NewAccumulator()
+	var all [][]byte
+	for batch := range 40 {
+		n := 1 + rng.IntN(3000)
+		if batch == 20 {
+			n = maxMergedRun + 10 // a batch larger than a merged run
+		}
+		txs := make([][]byte, n)
+		for i := range txs {
+			if len(all) > 0 && rng.IntN(10) == 0 {
+				txs[i] = all[rng.IntN(len(all))] // sent again
+				continue
+			}
+			txs[i] = []byte{byte(batch), byte(i), byte(i >> 8), byte(i >> 16), byte(rng.Uint32())}
+		}
+		commitTxs(t, st, acc, txs)
+		all = append(all, txs...)
+		if batch == 9 || batch == 39 {
+			checkTxIndex(t, st, all)
+		}
+	}
+	// Back to schema 2: no index.
+	if err := st.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketTxHashes); err != nil {
+			return err
+		}
+		return putValue(tx, bucketMeta, keySchema, uint64(2))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = Open(path, v.Genesis)
+	if err != nil {
+		t.Fatalf("open a file of schema 2: %v", err)
+	}
+	defer st.Close()
+	checkTxIndex(t, st, all)
+	var schema uint64
+	if err := st.db.View(func(tx *bolt.Tx) error {
+		return getValue(tx, bucketMeta, keySchema, maxMetaSize, &schema)
+	}); err != nil || schema != SchemaVersion {
+		t.Fatalf("schema after migration %d, %v; want %d", schema, err, SchemaVersion)
+	}
+	commitTxs(t, st, acc, [][]byte{[]byte("after the migration")})
+	checkTxIndex(t, st, append(all, []byte("after the migration")))
+}
