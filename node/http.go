@@ -27,6 +27,7 @@ const MaxBlocksPerPage = 1000
 //	GET  /metrics                        Prometheus metrics
 //	GET  /blocks?from_round=R&limit=N    committed blocks from round R, N ≤ 1000
 //	POST /tx                             body: one raw transaction; 202 if accepted
+//	GET  /tx/{hash}                      a committed transaction with its proof
 type apiServer struct {
 	srv *http.Server
 	log *slog.Logger
@@ -72,6 +73,7 @@ func newAPIHandler(n *Node, txs *txBroadcaster, log *slog.Logger) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /blocks", h.blocks)
 	mux.HandleFunc("POST /tx", h.tx)
+	mux.HandleFunc("GET /tx/{hash}", h.txProof)
 	return mux
 }
 

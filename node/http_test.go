@@ -11,8 +11,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+
 	"github.com/p2pnode/p2pnode/chain"
 	"github.com/p2pnode/p2pnode/chain/chaintest"
+	"github.com/p2pnode/p2pnode/chain/ledger"
 	"github.com/p2pnode/p2pnode/node"
 )
 
@@ -199,6 +203,68 @@ func TestHTTPMetrics(t *testing.T) {
 	} {
 		if !strings.Contains(string(text), name) {
 			t.Errorf("metrics lack %q", name)
+		}
+	}
+}
+
+// TestHTTPTxProof: GET /tx/{hash} answers each committed transaction with
+// a proof that verifies as docs/protocol.md section 11 says, and 404 for
+// the transactions of blocks not committed yet.
+func TestHTTPTxProof(t *testing.T) {
+	n, blocks := newIdleNode(t, 8) // committed: rounds 1 to 6, versions 0 to 11
+	v := chaintest.NewValidators(61, 4).Verifier
+	for i, cb := range blocks {
+		for j, tx := range cb.Block.Payload() {
+			h := chain.TxLeafHash(tx)
+			rec := httptest.NewRecorder()
+			n.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/tx/"+h.String(), nil))
+			if i >= 6 {
+				if rec.Code != http.StatusNotFound {
+					t.Fatalf("block %d tx %d (not committed): status %d, want 404", i+1, j, rec.Code)
+				}
+				continue
+			}
+			if rec.Code != http.StatusOK {
+				t.Fatalf("block %d tx %d: status %d: %s", i+1, j, rec.Code, rec.Body)
+			}
+			var pj node.TxProofJSON
+			if err := json.Unmarshal(rec.Body.Bytes(), &pj); err != nil {
+				t.Fatal(err)
+			}
+			if want := cb.Info.Version - uint64(len(cb.Block.Payload())) + uint64(j); pj.Version != want || pj.LedgerVersion != 12 || pj.Tx != hex.EncodeToString(tx) {
+				t.Fatalf("block %d tx %d: version %d of ledger %d, want %d of 12", i+1, j, pj.Version, pj.LedgerVersion, want)
+			}
+			hash, p, err := pj.Decode()
+			if err != nil || hash != h {
+				t.Fatalf("Decode: %v (hash %s, want %s)", err, hash.Short(), h.Short())
+			}
+			if err := ledger.VerifyTxProof(v, h, p); err != nil {
+				t.Fatalf("block %d tx %d: %v", i+1, j, err)
+			}
+			// As an independent client: the RFC 6962 audit path to the
+			// signed executed state id.
+			path := make([][]byte, len(pj.Proof))
+			for k, s := range pj.Proof {
+				path[k], _ = hex.DecodeString(s)
+			}
+			info := p.LedgerInfo.LedgerInfo.CommitInfo
+			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, pj.Version, info.Version, h[:], path, info.ExecutedStateID[:]); err != nil {
+				t.Fatalf("block %d tx %d: RFC 6962 verifier: %v", i+1, j, err)
+			}
+		}
+	}
+	for _, tt := range []struct {
+		path string
+		code int
+	}{
+		{"/tx/" + chain.TxLeafHash([]byte("never sent")).String(), http.StatusNotFound},
+		{"/tx/abc", http.StatusBadRequest},
+		{"/tx/" + strings.Repeat("zz", 32), http.StatusBadRequest},
+	} {
+		rec := httptest.NewRecorder()
+		n.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.path, nil))
+		if rec.Code != tt.code {
+			t.Errorf("GET %s = %d, want %d", tt.path, rec.Code, tt.code)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package testnet
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/ledger"
 	"github.com/p2pnode/p2pnode/node"
 )
 
@@ -31,6 +34,58 @@ func FetchBlocks(ctx context.Context, api string, from uint64, limit int) ([]nod
 	u := fmt.Sprintf("%s/blocks?from_round=%d&limit=%d", strings.TrimRight(api, "/"), from, limit)
 	err := call(ctx, http.MethodGet, u, &bs)
 	return bs, err
+}
+
+// FetchTxProof returns the committed transaction whose tx_hash is h from
+// the node's GET /tx/{hash}, with its proof verified against g
+// (docs/protocol.md section 11): nothing the node says is trusted.
+func FetchTxProof(ctx context.Context, api string, g *chain.Genesis, h chain.Hash) (*ledger.TxProof, error) {
+	v, err := chain.NewVerifier(g)
+	if err != nil {
+		return nil, err
+	}
+	var pj node.TxProofJSON
+	if err := call(ctx, http.MethodGet, strings.TrimRight(api, "/")+"/tx/"+h.String(), &pj); err != nil {
+		return nil, err
+	}
+	got, p, err := pj.Decode()
+	if err != nil {
+		return nil, fmt.Errorf("testnet: GET /tx/%s: %w", h, err)
+	}
+	if got != h {
+		return nil, fmt.Errorf("testnet: GET /tx/%s answered for transaction %s", h, got)
+	}
+	if err := ledger.VerifyTxProof(v, h, p); err != nil {
+		return nil, fmt.Errorf("testnet: GET /tx/%s: the proof does not verify: %w", h, err)
+	}
+	return p, nil
+}
+
+// SubmitTx posts tx to the node's POST /tx and returns its tx_hash.
+func SubmitTx(ctx context.Context, api string, tx []byte) (chain.Hash, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	u := strings.TrimRight(api, "/") + "/tx"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(tx))
+	if err != nil {
+		return chain.Hash{}, fmt.Errorf("testnet: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return chain.Hash{}, fmt.Errorf("testnet: POST %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode != http.StatusAccepted {
+		return chain.Hash{}, fmt.Errorf("testnet: POST %s: %s: %s", u, resp.Status, strings.TrimSpace(string(body)))
+	}
+	var out struct {
+		TxHash string `json:"tx_hash"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil {
+		return chain.Hash{}, fmt.Errorf("testnet: POST %s: %w", u, err)
+	}
+	return chain.ParseHash(out.TxHash)
 }
 
 // adminCall posts to the node's admin API: op is "block" or "unblock".

@@ -1,12 +1,15 @@
 package testnet_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/ledger"
 	"github.com/p2pnode/p2pnode/node"
 	"github.com/p2pnode/p2pnode/testnet"
 )
@@ -35,6 +38,44 @@ func TestLateFullNodeFastForwards(t *testing.T) {
 		return nil
 	})
 	checkDashboardMetrics(t, r)
+	checkTxProof(t, r, "validator0", "fullnode0")
+}
+
+// checkTxProof submits a transaction to node from and waits until node
+// serves it with a proof that verifies against the genesis (what
+// `p2pnode tx` checks).
+func checkTxProof(t *testing.T, r *testnet.Runner, from, serve string) {
+	t.Helper()
+	var home string
+	for _, n := range r.Network().Nodes {
+		if n.Name == serve {
+			home = n.Home
+		}
+	}
+	h, err := testnet.LoadHome(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := chain.EncodeKV([]byte("e2e/proof"), []byte(t.Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := testnet.SubmitTx(t.Context(), r.API(from), tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var p *ledger.TxProof
+	if err := testnet.WaitFor(ctx, func(ctx context.Context) error {
+		p, err = testnet.FetchTxProof(ctx, r.API(serve), h.Genesis, hash)
+		return err
+	}); err != nil {
+		t.Fatalf("%s: proof of a transaction sent to %s: %v", serve, from, err)
+	}
+	if string(p.Tx) != string(tx) {
+		t.Fatalf("%s: proof of another transaction", serve)
+	}
 }
 
 // TestKilledValidatorCatchesUpAndVotes: a validator killed with SIGKILL

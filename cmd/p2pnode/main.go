@@ -10,6 +10,7 @@
 //	p2pnode logs     tail a running node's log lines
 //	p2pnode log-level  show or change a running node's log levels
 //	p2pnode version  print the version, commit and protocol versions
+//	p2pnode tx       fetch a committed transaction and verify its proof
 //	p2pnode bench    measure sync speed against the seed's design and the machine's ceiling
 //
 // Run `p2pnode <command> --help` for a command's flags. Logs go to stderr
@@ -42,6 +43,7 @@ Commands:
   logs      tail a running node's log lines (JSON) from its admin API
   log-level show or set a running node's log levels: log-level SUBSYSTEM LEVEL
   version   print the version, commit, Go version and protocol versions
+  tx        fetch a committed transaction by its tx_hash and verify its proof
   bench     measure sync speed: bench sync [flags]
 
 Run 'p2pnode <command> --help' for the command's flags.
@@ -91,6 +93,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdLogLevel(ctx, rest, stdout, stderr)
 	case "version":
 		err = cmdVersion(rest, stdout, stderr)
+	case "tx":
+		err = cmdTx(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "p2pnode: unknown command %q\n\n%s", cmd, usage)
 		return 2

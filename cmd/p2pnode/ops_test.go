@@ -53,6 +53,10 @@ func TestOpsCommandUsage(t *testing.T) {
 		{[]string{"log-level", "--admin", "http://127.0.0.1:1", "p2pnode/syncer"}, "give SUBSYSTEM and LEVEL"},
 		{[]string{"logs", "--admin", "x", "--home", "y"}, "not both"},
 		{[]string{"logs", "--admin", "http://127.0.0.1:1", "--level", "loud"}, "bad log filter"},
+		{[]string{"tx"}, "HASH is required"},
+		{[]string{"tx", strings.Repeat("ab", 32)}, "--home is required"},
+		{[]string{"tx", "abc", "--home", "y"}, "HASH must be 64 hex digits"},
+		{[]string{"tx", "--home", "y", "a"}, "unexpected argument"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer
