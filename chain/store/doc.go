@@ -41,6 +41,12 @@
 //	                                        its info and its transaction
 //	                                        count (appended in round order)
 //	archive_ids committed block id       -> its round
+//	tx_hashes end version of a commit    -> run of sorted leaf hash | version
+//	                                        entries, merged as state runs
+//	                                        are: the transactions by
+//	                                        tx_hash, for GET /tx/{hash}
+//	                                        (schema 3; a file of schema 2 is
+//	                                        indexed when opened)
 //
 // Runs are not CBOR: a run is count uint32 | end offset uint32 per item |
 // items, decoded with bounds checks (node runs are bare hashes). Each is the
