@@ -117,6 +117,10 @@ type Store struct {
 	// in scratch.
 	writeMu sync.Mutex
 	scratch scratch
+
+	// idx holds the transactions committed since the last run of the
+	// index by hash (see txindex.go).
+	idx txTail
 }
 
 var _ ledger.Storage = (*Store)(nil)
@@ -157,6 +161,9 @@ func Open(path string, g *chain.Genesis) (*Store, error) {
 		err = db.Update(func(tx *bolt.Tx) error { return initialize(tx, g) })
 	case err == nil && schema == 2:
 		err = s.update(func(tx *bolt.Tx) error { return migrate2(tx, &s.scratch) })
+	}
+	if err == nil {
+		err = db.View(s.idx.load)
 	}
 	if err != nil {
 		_ = db.Close()

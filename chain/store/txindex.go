@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"sync"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -15,14 +16,23 @@ import (
 
 // The index of transactions by hash maps the accumulator leaf hash of each
 // committed transaction (chain.TxLeafHash) to its version, for GET
-// /tx/{hash}. It is kept as the state is (see staterun.go): each commit
-// writes its transactions' entries hash | version (8 bytes big-endian),
-// sorted by hash, as one run of the tx_hashes bucket under the commit's end
-// version, merged with the newest runs that are not larger. A hash
-// committed more than once (the same bytes sent again) maps to its latest
-// version. The hashes come from the batch's accumulator leaves, which the
-// ledger computed anyway: a commit adds a sort and a run of 40 bytes a
-// transaction, no hashing.
+// /tx/{hash}. Its durable part is kept as the state is (see staterun.go):
+// runs of entries hash | version (8 bytes big-endian), sorted by hash, in
+// the tx_hashes bucket under the end version of the commit that wrote
+// them, merged with the newest runs that are not larger. The transactions
+// committed since the last run, at most txIndexRun of them, are the
+// index's tail, in memory: a commit adds its leaf hashes (which the batch
+// carries) to the tail, and the commit that fills it writes the tail as one
+// run, in its own transaction. A file's tail is hashed again from its
+// transactions when it is opened. Writing a run a transaction per commit
+// cost a sync as much as the state's runs and the leaves' sort together;
+// a run per txIndexRun transactions is merged and rewritten far less. A
+// hash committed more than once (the same bytes sent again) maps to its
+// latest version.
+
+// txIndexRun is how many transactions the index's tail holds before they
+// are written as a run (a variable for the tests).
+var txIndexRun uint64 = 1 << 16
 
 // txHashEntry is the size of an entry of the index.
 const txHashEntry = chain.HashSize + 8
@@ -34,53 +44,165 @@ type leafHash struct {
 	version uint64
 }
 
-// batchLeaves returns the leaf hashes of the transactions of versions
-// [start, end), whose nodes, checked by checkNodes, are nodes: sorted by
-// hash, one per hash, the latest version of a hash that repeats.
-func batchLeaves(nodes []ledger.Node, start, end uint64) []leafHash {
-	out := make([]leafHash, 0, end-start)
-	i := 0
-	for v := start; v < end; v++ {
-		h := &nodes[i].Hash // each version's leaf comes first among the nodes its append completes
-		out = append(out, leafHash{prefix: binary.BigEndian.Uint64(h[:8]), hash: h, version: v})
-		i += bits.TrailingZeros64(v+1) + 1
+// sortLeaves sorts ls, given in version order, by hash, keeping one entry
+// a hash: the latest version of a hash that repeats. It sorts on the
+// hashes' first 8 bytes by a stable radix sort, and compares whole hashes
+// only where prefixes tie: a comparison sort cost more than the rest of
+// the index.
+func sortLeaves(ls []leafHash) []leafHash {
+	tmp := make([]leafHash, len(ls))
+	for d := range 8 {
+		var counts [256]int
+		for _, l := range ls {
+			counts[byte(l.prefix>>(8*d))]++
+		}
+		if len(ls) == 0 || counts[byte(ls[0].prefix>>(8*d))] == len(ls) {
+			continue // every prefix has this byte
+		}
+		at := 0
+		for b := range counts {
+			counts[b], at = at, at+counts[b]
+		}
+		for _, l := range ls {
+			b := byte(l.prefix >> (8 * d))
+			tmp[counts[b]] = l
+			counts[b]++
+		}
+		ls, tmp = tmp, ls
 	}
-	slices.SortFunc(out, func(a, b leafHash) int {
-		switch {
-		case a.prefix < b.prefix:
-			return -1
-		case a.prefix > b.prefix:
-			return 1
+	for from := 0; from < len(ls); {
+		to := from + 1
+		for to < len(ls) && ls[to].prefix == ls[from].prefix {
+			to++
 		}
-		if c := bytes.Compare(a.hash[:], b.hash[:]); c != 0 {
-			return c
+		if to-from > 1 { // stable: versions stay in order among equal hashes
+			slices.SortStableFunc(ls[from:to], func(a, b leafHash) int { return bytes.Compare(a.hash[:], b.hash[:]) })
 		}
-		switch {
-		case a.version < b.version:
-			return -1
-		case a.version > b.version:
-			return 1
-		}
-		return 0
-	})
-	// Keep the last (latest) entry of each hash.
+		from = to
+	}
 	j := 0
-	for k := range out {
-		if k+1 < len(out) && *out[k].hash == *out[k+1].hash {
+	for k := range ls {
+		if k+1 < len(ls) && *ls[k].hash == *ls[k+1].hash {
 			continue
 		}
-		out[j] = out[k]
+		ls[j] = ls[k]
 		j++
 	}
-	return out[:j]
+	return ls[:j]
 }
 
-// putTxHashes indexes the transactions of versions [start, end), whose
-// accumulator nodes are nodes (checked by checkNodes).
-func putTxHashes(tx *bolt.Tx, sc *scratch, nodes []ledger.Node, start, end uint64) error {
-	ls := batchLeaves(nodes, start, end)
+// putLeaves writes ls, sorted by sortLeaves, as the run of the index
+// ending at version end.
+func putLeaves(tx *bolt.Tx, sc *scratch, ls []leafHash, end uint64) error {
 	return putVersionRun(tx, sc, bucketTxHashes, txHashEntry, end, len(ls),
 		func(i int) []byte { return ls[i].hash[:] }, func(i int) uint64 { return ls[i].version })
+}
+
+// txTail is the index's tail: the transactions committed since its last
+// run. Writers (commits) are serialised by the store; readers take mu.
+type txTail struct {
+	mu      sync.Mutex
+	from    uint64     // the first version of the tail
+	pending []leafHash // in version order
+}
+
+// load rebuilds the tail of the file read by tx: the transactions from the
+// end of the index's last run to the committed version.
+func (t *txTail) load(tx *bolt.Tx) error {
+	t.pending = nil
+	c, err := readCommitted(tx)
+	if err != nil {
+		return nil // a corrupt ledger record is Recover's to report; no tail
+	}
+	from := uint64(0)
+	if k, _ := tx.Bucket(bucketTxHashes).Cursor().Last(); k != nil {
+		if len(k) != 8 {
+			return fmt.Errorf("%w: %s key %s", ErrCorrupt, bucketTxHashes, keyString(k))
+		}
+		from = binary.BigEndian.Uint64(k)
+	}
+	if from > c.Version {
+		return fmt.Errorf("%w: the index of transactions ends at version %d, past the committed version %d", ErrCorrupt, from, c.Version)
+	}
+	pending := make([]leafHash, 0, c.Version-from)
+	const step = 4096 // transactions read at a time
+	for at := from; at < c.Version; at += step {
+		txs, err := readTxs(tx, at, min(step, c.Version-at))
+		if err != nil {
+			return err
+		}
+		for i, t := range txs {
+			h := chain.TxLeafHash(t)
+			pending = append(pending, leafHash{prefix: binary.BigEndian.Uint64(h[:8]), hash: &h, version: at + uint64(i)})
+		}
+	}
+	t.mu.Lock()
+	t.from, t.pending = from, pending
+	t.mu.Unlock()
+	return nil
+}
+
+// add indexes the transactions of b, which tx commits: when the tail is
+// full, it writes the tail and b's transactions as a run within tx. It
+// returns what to apply to the tail once tx committed.
+func (t *txTail) add(tx *bolt.Tx, sc *scratch, b *ledger.Batch) (func(), error) {
+	end := b.StartVersion + uint64(len(b.Txs))
+	t.mu.Lock()
+	full := end-t.from >= txIndexRun
+	var ls []leafHash
+	if full {
+		ls = append(make([]leafHash, 0, len(t.pending)+len(b.Txs)), t.pending...)
+	}
+	t.mu.Unlock()
+	// The batch's leaves are copied: the batch is the caller's.
+	leaves := make([]chain.Hash, 0, len(b.Txs))
+	eachLeaf(b, func(h *chain.Hash, _ uint64) { leaves = append(leaves, *h) })
+	add := func(dst []leafHash) []leafHash {
+		for i := range leaves {
+			h := &leaves[i]
+			dst = append(dst, leafHash{prefix: binary.BigEndian.Uint64(h[:8]), hash: h, version: b.StartVersion + uint64(i)})
+		}
+		return dst
+	}
+	if !full {
+		return func() {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			t.pending = add(t.pending)
+		}, nil
+	}
+	ls = add(ls)
+	if err := putLeaves(tx, sc, sortLeaves(ls), end); err != nil {
+		return nil, err
+	}
+	return func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.from, t.pending = end, nil
+	}, nil
+}
+
+// eachLeaf calls fn with the leaf hash and version of each transaction of
+// b, whose nodes commit checked: each version's leaf comes first among
+// the nodes its append completes.
+func eachLeaf(b *ledger.Batch, fn func(*chain.Hash, uint64)) {
+	i := 0
+	for v := b.StartVersion; v < b.StartVersion+uint64(len(b.Txs)); v++ {
+		fn(&b.Nodes[i].Hash, v)
+		i += bits.TrailingZeros64(v+1) + 1
+	}
+}
+
+// lookup returns the version of the tail's transaction of hash h.
+func (t *txTail) lookup(h chain.Hash) (uint64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := len(t.pending) - 1; i >= 0; i-- { // the latest first
+		if *t.pending[i].hash == h {
+			return t.pending[i].version, true
+		}
+	}
+	return 0, false
 }
 
 // txVersion returns the version of the committed transaction whose leaf
@@ -111,8 +233,10 @@ func (s *Store) TxVersion(h chain.Hash) (uint64, bool, error) {
 	var ok bool
 	err := s.view(func(tx *bolt.Tx) error {
 		var err error
-		if version, ok, err = txVersion(tx, h); err != nil || !ok {
-			return err
+		if version, ok = s.idx.lookup(h); !ok {
+			if version, ok, err = txVersion(tx, h); err != nil || !ok {
+				return err
+			}
 		}
 		t, err := txAt(tx, version)
 		if err != nil {
@@ -142,20 +266,18 @@ func indexTxHashes(tx *bolt.Tx, sc *scratch) error {
 	const step = 4096 // transactions read at a time
 	for start := uint64(0); start < c.Version; {
 		n := min(c.Version-start, maxMergedRun)
-		// The nodes batchLeaves reads: each leaf, then (zero) placeholders
-		// for the nodes its append completes.
-		nodes := make([]ledger.Node, 0, 2*n+1)
+		ls := make([]leafHash, 0, n)
 		for at := start; at < start+n; at += step {
 			txs, err := readTxs(tx, at, min(step, start+n-at))
 			if err != nil {
 				return err
 			}
 			for i, t := range txs {
-				nodes = append(nodes, ledger.Node{Hash: chain.TxLeafHash(t)})
-				nodes = append(nodes, make([]ledger.Node, bits.TrailingZeros64(at+uint64(i)+1))...)
+				h := chain.TxLeafHash(t)
+				ls = append(ls, leafHash{prefix: binary.BigEndian.Uint64(h[:8]), hash: &h, version: at + uint64(i)})
 			}
 		}
-		if err := putTxHashes(tx, sc, nodes, start, start+n); err != nil {
+		if err := putLeaves(tx, sc, sortLeaves(ls), start+n); err != nil {
 			return err
 		}
 		start += n

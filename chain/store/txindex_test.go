@@ -51,6 +51,8 @@ func checkTxIndex(t *testing.T, st *Store, txs [][]byte) {
 // code, tested there), and finds each transaction at its latest version; a file of schema 2, without the
 // index, gets it when opened.
 func TestTxIndex(t *testing.T) {
+	defer func(n uint64) { txIndexRun = n }(txIndexRun)
+	txIndexRun = 700 // runs every few batches, a tail between them
 	v := chaintest.NewValidators(71, 4)
 	path := filepath.Join(t.TempDir(), "txindex.db")
 	st, err := Open(path, v.Genesis)
@@ -76,6 +78,17 @@ func TestTxIndex(t *testing.T) {
 			checkTxIndex(t, st, all)
 		}
 	}
+	// Reopened: the tail is hashed again from the transactions.
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = Open(path, v.Genesis); err != nil {
+		t.Fatal(err)
+	}
+	if st.idx.from == 0 || len(st.idx.pending) == 0 {
+		t.Fatalf("tail from version %d with %d transactions: want runs and a tail", st.idx.from, len(st.idx.pending))
+	}
+	checkTxIndex(t, st, all)
 	// Back to schema 2: no index.
 	if err := st.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket(bucketTxHashes); err != nil {
