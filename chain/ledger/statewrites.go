@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/internal/prefixsort"
 )
 
 // stateWrites returns the state writes of txs, the transactions from
@@ -29,7 +30,7 @@ func stateWrites(start uint64, txs [][]byte) []KV {
 		from := cap(tx) - cap(k) // k aliases tx from this offset on
 		ws = append(ws, prefixed{prefix: keyPrefix(k), i: i, from: uint32(from), to: uint32(from + len(k))})
 	}
-	ws = sortPrefixed(ws)
+	ws = prefixsort.Stable(ws, func(w *prefixed) uint64 { return w.prefix })
 	// Keys are read from the transactions only where prefixes tie: the
 	// sorted order visits the transactions at random.
 	key := func(w prefixed) []byte { return txs[w.i][w.from:w.to] }
@@ -68,46 +69,4 @@ func keyPrefix(k []byte) uint64 {
 	var p [8]byte
 	copy(p[:], k)
 	return binary.BigEndian.Uint64(p[:])
-}
-
-// sortPrefixed sorts ws by prefix, stably, with a least-significant-byte
-// radix sort; it returns ws or a slice of the same length holding the
-// result.
-func sortPrefixed(ws []prefixed) []prefixed {
-	if len(ws) < 64 {
-		slices.SortStableFunc(ws, func(a, b prefixed) int {
-			switch {
-			case a.prefix < b.prefix:
-				return -1
-			case a.prefix > b.prefix:
-				return 1
-			}
-			return 0
-		})
-		return ws
-	}
-	var counts [8][256]int
-	for _, w := range ws {
-		for d := range 8 {
-			counts[d][byte(w.prefix>>(8*d))]++
-		}
-	}
-	tmp := make([]prefixed, len(ws))
-	for d := range 8 {
-		c := &counts[d]
-		if c[byte(ws[0].prefix>>(8*d))] == len(ws) {
-			continue // every prefix has this byte
-		}
-		at := 0
-		for b := range c {
-			c[b], at = at, at+c[b]
-		}
-		for _, w := range ws {
-			b := byte(w.prefix >> (8 * d))
-			tmp[c[b]] = w
-			c[b]++
-		}
-		ws, tmp = tmp, ws
-	}
-	return ws
 }

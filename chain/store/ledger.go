@@ -137,25 +137,11 @@ func (s *Store) Get(key []byte) ([]byte, bool, error) {
 // [ErrInvalid]. Either way nothing is written. Safe for concurrent use; the
 // ledger is its only caller.
 func (s *Store) Commit(b *ledger.Batch) error {
-	var indexed func()
-	err := s.update(func(tx *bolt.Tx) error {
-		var err error
-		indexed, err = s.commitIndexed(tx, b)
-		return err
-	})
+	err := s.update(func(tx *bolt.Tx) error { return commit(tx, b, &s.scratch) })
 	if err == nil {
-		indexed()
+		s.indexed(b)
 	}
 	return err
-}
-
-// commitIndexed is commit, then the index of transactions by hash: it
-// returns what to apply to the index's tail once tx committed.
-func (s *Store) commitIndexed(tx *bolt.Tx, b *ledger.Batch) (func(), error) {
-	if err := commit(tx, b, &s.scratch); err != nil {
-		return nil, err
-	}
-	return s.idx.add(tx, &s.scratch, b)
 }
 
 // commit is Commit within tx, encoding runs in buffers of sc.

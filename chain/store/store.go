@@ -163,7 +163,7 @@ func Open(path string, g *chain.Genesis) (*Store, error) {
 		err = s.update(func(tx *bolt.Tx) error { return migrate2(tx, &s.scratch) })
 	}
 	if err == nil {
-		err = db.View(s.idx.load)
+		err = s.loadIndex()
 	}
 	if err != nil {
 		_ = db.Close()
@@ -239,6 +239,7 @@ func initialize(tx *bolt.Tx, g *chain.Genesis) error {
 
 // Close closes the file. Methods called after Close return [ErrClosed].
 func (s *Store) Close() error {
+	s.idx.wg.Wait() // a run of the index being written
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}

@@ -98,19 +98,17 @@ func (s *Store) CommitTree(b *ledger.Batch, blocks []*chain.Block, qcs []chain.Q
 			return fmt.Errorf("%w: save tree: block %d is nil", ErrInvalid, i)
 		}
 	}
-	var indexed func()
 	err := s.update(func(tx *bolt.Tx) error {
 		if err := saveTree(tx, blocks, qcs); err != nil {
 			return err
 		}
-		var err error
-		if indexed, err = s.commitIndexed(tx, b); err != nil {
+		if err := commit(tx, b, &s.scratch); err != nil {
 			return err
 		}
 		return s.prune(tx, prune)
 	})
 	if err == nil {
-		indexed()
+		s.indexed(b)
 	}
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/internal/prefixsort"
 	"github.com/p2pnode/p2pnode/chain/ledger"
 )
 
@@ -18,188 +19,174 @@ import (
 // committed transaction (chain.TxLeafHash) to its version, for GET
 // /tx/{hash}. Its durable part is kept as the state is (see staterun.go):
 // runs of entries hash | version (8 bytes big-endian), sorted by hash, in
-// the tx_hashes bucket under the end version of the commit that wrote
-// them, merged with the newest runs that are not larger. The transactions
-// committed since the last run, at most txIndexRun of them, are the
-// index's tail, in memory: a commit adds its leaf hashes (which the batch
-// carries) to the tail, and the commit that fills it writes the tail as one
-// run, in its own transaction. A file's tail is hashed again from its
-// transactions when it is opened. Writing a run a transaction per commit
-// cost a sync as much as the state's runs and the leaves' sort together;
-// a run per txIndexRun transactions is merged and rewritten far less. A
+// the tx_hashes bucket under the end version of the transactions they
+// index, merged with the newest runs that are not larger. The transactions
+// committed since the last run are the index's tail, in memory: a commit
+// appends its leaf hashes (which its batch carries) once it is durable,
+// and when the tail holds txIndexRun of them a goroutine of the store
+// sorts them and writes them as one run, in a transaction of its own. A
+// file's tail is hashed again from its transactions when it is opened, so
+// the durable index may lag the ledger by any amount without losing an
+// entry. So a commit pays for copying 32 bytes a transaction, and the
+// sort and the run's write leave the commit path: written with each
+// commit, the index cost a forward sync about a third of its speed. A
 // hash committed more than once (the same bytes sent again) maps to its
 // latest version.
 
-// txIndexRun is how many transactions the index's tail holds before they
-// are written as a run (a variable for the tests).
-var txIndexRun uint64 = 1 << 16
+// txIndexRun is how many transactions the tail gathers before they are
+// written as a run: a merged run's bound, so that runs are written once and
+// never merged (a variable for the tests).
+var txIndexRun = maxMergedRun
 
 // txHashEntry is the size of an entry of the index.
 const txHashEntry = chain.HashSize + 8
 
-// leafHash is a transaction's leaf hash with its version, for sorting.
-type leafHash struct {
-	prefix  uint64 // the hash's first 8 bytes, big-endian
-	hash    *chain.Hash
-	version uint64
-}
-
-// sortLeaves sorts ls, given in version order, by hash, keeping one entry
-// a hash: the latest version of a hash that repeats. It sorts on the
-// hashes' first 8 bytes by a stable radix sort, and compares whole hashes
-// only where prefixes tie: a comparison sort cost more than the rest of
-// the index.
-func sortLeaves(ls []leafHash) []leafHash {
-	tmp := make([]leafHash, len(ls))
-	for d := range 8 {
-		var counts [256]int
-		for _, l := range ls {
-			counts[byte(l.prefix>>(8*d))]++
-		}
-		if len(ls) == 0 || counts[byte(ls[0].prefix>>(8*d))] == len(ls) {
-			continue // every prefix has this byte
-		}
-		at := 0
-		for b := range counts {
-			counts[b], at = at, at+counts[b]
-		}
-		for _, l := range ls {
-			b := byte(l.prefix >> (8 * d))
-			tmp[counts[b]] = l
-			counts[b]++
-		}
-		ls, tmp = tmp, ls
+// sortLeaves returns the order of hashes, the leaf hashes of consecutive
+// versions, by hash, one index a hash: the latest version of a hash that
+// repeats. Leaf hashes are uniformly random, so a stable radix sort on
+// their first two bytes leaves ties of one or two, put in order by whole
+// hashes; indexes, not hashes, are moved.
+func sortLeaves(hashes []chain.Hash) []uint32 {
+	top := func(i *uint32) uint64 { return uint64(binary.BigEndian.Uint16(hashes[*i][:2])) }
+	order := make([]uint32, len(hashes))
+	for i := range order {
+		order[i] = uint32(i)
 	}
-	for from := 0; from < len(ls); {
-		to := from + 1
-		for to < len(ls) && ls[to].prefix == ls[from].prefix {
-			to++
+	order = prefixsort.Stable(order, top)
+	for lo := 0; lo < len(order); {
+		hi := lo + 1
+		for hi < len(order) && top(&order[hi]) == top(&order[lo]) {
+			hi++
 		}
-		if to-from > 1 { // stable: versions stay in order among equal hashes
-			slices.SortStableFunc(ls[from:to], func(a, b leafHash) int { return bytes.Compare(a.hash[:], b.hash[:]) })
+		if hi-lo > 1 { // stable: the versions of a hash stay in order
+			slices.SortStableFunc(order[lo:hi], func(a, b uint32) int { return bytes.Compare(hashes[a][:], hashes[b][:]) })
 		}
-		from = to
+		lo = hi
 	}
 	j := 0
-	for k := range ls {
-		if k+1 < len(ls) && *ls[k].hash == *ls[k+1].hash {
-			continue
+	for k := range order {
+		if k+1 < len(order) && hashes[order[k]] == hashes[order[k+1]] {
+			continue // a later version of the hash follows
 		}
-		ls[j] = ls[k]
+		order[j] = order[k]
 		j++
 	}
-	return ls[:j]
+	return order[:j]
 }
 
-// putLeaves writes ls, sorted by sortLeaves, as the run of the index
-// ending at version end.
-func putLeaves(tx *bolt.Tx, sc *scratch, ls []leafHash, end uint64) error {
-	return putVersionRun(tx, sc, bucketTxHashes, txHashEntry, end, len(ls),
-		func(i int) []byte { return ls[i].hash[:] }, func(i int) uint64 { return ls[i].version })
+// putLeaves writes the leaf hashes of the versions from, from+1, ... in
+// the order sortLeaves gave, as the run of the index ending at end.
+func putLeaves(tx *bolt.Tx, sc *scratch, hashes []chain.Hash, order []uint32, from, end uint64) error {
+	return putVersionRun(tx, sc, bucketTxHashes, txHashEntry, end, len(order),
+		func(i int) []byte { return hashes[order[i]][:] }, func(i int) uint64 { return from + uint64(order[i]) })
 }
 
-// txTail is the index's tail: the transactions committed since its last
-// run. Writers (commits) are serialised by the store; readers take mu.
+// txTail is the index's tail: the leaf hashes of the committed versions
+// from, from+1, ... not in a run yet.
 type txTail struct {
-	mu      sync.Mutex
-	from    uint64     // the first version of the tail
-	pending []leafHash // in version order
+	mu       sync.Mutex
+	from     uint64
+	hashes   []chain.Hash
+	flushing bool // a goroutine is writing a run of the tail
+	wg       sync.WaitGroup
 }
 
-// load rebuilds the tail of the file read by tx: the transactions from the
-// end of the index's last run to the committed version.
-func (t *txTail) load(tx *bolt.Tx) error {
-	t.pending = nil
-	c, err := readCommitted(tx)
-	if err != nil {
-		return nil // a corrupt ledger record is Recover's to report; no tail
-	}
-	from := uint64(0)
-	if k, _ := tx.Bucket(bucketTxHashes).Cursor().Last(); k != nil {
-		if len(k) != 8 {
-			return fmt.Errorf("%w: %s key %s", ErrCorrupt, bucketTxHashes, keyString(k))
-		}
-		from = binary.BigEndian.Uint64(k)
-	}
-	if from > c.Version {
-		return fmt.Errorf("%w: the index of transactions ends at version %d, past the committed version %d", ErrCorrupt, from, c.Version)
-	}
-	pending := make([]leafHash, 0, c.Version-from)
-	const step = 4096 // transactions read at a time
-	for at := from; at < c.Version; at += step {
-		txs, err := readTxs(tx, at, min(step, c.Version-at))
+// loadIndex rebuilds the store's tail: the transactions from the end of
+// the index's last run to the committed version, hashed again. A tail of a
+// run or more is written at once.
+func (s *Store) loadIndex() error {
+	t := &s.idx
+	err := s.view(func(tx *bolt.Tx) error {
+		c, err := readCommitted(tx)
 		if err != nil {
-			return err
+			return nil // a corrupt ledger record is Recover's to report; no tail
 		}
-		for i, t := range txs {
-			h := chain.TxLeafHash(t)
-			pending = append(pending, leafHash{prefix: binary.BigEndian.Uint64(h[:8]), hash: &h, version: at + uint64(i)})
+		from := uint64(0)
+		if k, _ := tx.Bucket(bucketTxHashes).Cursor().Last(); k != nil {
+			if len(k) != 8 {
+				return fmt.Errorf("%w: %s key %s", ErrCorrupt, bucketTxHashes, keyString(k))
+			}
+			from = binary.BigEndian.Uint64(k)
 		}
+		if from > c.Version {
+			return fmt.Errorf("%w: the index of transactions ends at version %d, past the committed version %d",
+				ErrCorrupt, from, c.Version)
+		}
+		hashes := make([]chain.Hash, 0, c.Version-from)
+		const step = 4096 // transactions read at a time
+		for at := from; at < c.Version; at += step {
+			txs, err := readTxs(tx, at, min(step, c.Version-at))
+			if err != nil {
+				return err
+			}
+			for _, t := range txs {
+				hashes = append(hashes, chain.TxLeafHash(t))
+			}
+		}
+		t.from, t.hashes = from, hashes
+		return nil
+	})
+	if err == nil {
+		s.maybeFlushIndex()
 	}
-	t.mu.Lock()
-	t.from, t.pending = from, pending
-	t.mu.Unlock()
-	return nil
+	return err
 }
 
-// add indexes the transactions of b, which tx commits: when the tail is
-// full, it writes the tail and b's transactions as a run within tx. It
-// returns what to apply to the tail once tx committed.
-func (t *txTail) add(tx *bolt.Tx, sc *scratch, b *ledger.Batch) (func(), error) {
-	end := b.StartVersion + uint64(len(b.Txs))
+// indexed appends the leaf hashes of b, which the store committed, to the
+// tail.
+func (s *Store) indexed(b *ledger.Batch) {
+	t := &s.idx
 	t.mu.Lock()
-	full := end-t.from >= txIndexRun
-	var ls []leafHash
-	if full {
-		ls = append(make([]leafHash, 0, len(t.pending)+len(b.Txs)), t.pending...)
+	if t.hashes == nil {
+		t.hashes = make([]chain.Hash, 0, txIndexRun) // a run's worth, not grown by doubling
 	}
-	t.mu.Unlock()
-	// The batch's leaves are copied: the batch is the caller's.
-	leaves := make([]chain.Hash, 0, len(b.Txs))
-	eachLeaf(b, func(h *chain.Hash, _ uint64) { leaves = append(leaves, *h) })
-	add := func(dst []leafHash) []leafHash {
-		for i := range leaves {
-			h := &leaves[i]
-			dst = append(dst, leafHash{prefix: binary.BigEndian.Uint64(h[:8]), hash: h, version: b.StartVersion + uint64(i)})
-		}
-		return dst
-	}
-	if !full {
-		return func() {
-			t.mu.Lock()
-			defer t.mu.Unlock()
-			t.pending = add(t.pending)
-		}, nil
-	}
-	ls = add(ls)
-	if err := putLeaves(tx, sc, sortLeaves(ls), end); err != nil {
-		return nil, err
-	}
-	return func() {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		t.from, t.pending = end, nil
-	}, nil
-}
-
-// eachLeaf calls fn with the leaf hash and version of each transaction of
-// b, whose nodes commit checked: each version's leaf comes first among
-// the nodes its append completes.
-func eachLeaf(b *ledger.Batch, fn func(*chain.Hash, uint64)) {
-	i := 0
+	i := 0 // each version's leaf comes first among the nodes its append completes
 	for v := b.StartVersion; v < b.StartVersion+uint64(len(b.Txs)); v++ {
-		fn(&b.Nodes[i].Hash, v)
+		t.hashes = append(t.hashes, b.Nodes[i].Hash)
 		i += bits.TrailingZeros64(v+1) + 1
 	}
+	t.mu.Unlock()
+	s.maybeFlushIndex()
+}
+
+// maybeFlushIndex starts writing the first txIndexRun transactions of the
+// tail as a run if it holds that many and no write is in progress.
+func (s *Store) maybeFlushIndex() {
+	t := &s.idx
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.flushing || len(t.hashes) < txIndexRun {
+		return
+	}
+	t.flushing = true
+	from, hashes := t.from, t.hashes[:txIndexRun] // entries below len are never written again
+	t.wg.Go(func() {
+		order := sortLeaves(hashes)
+		end := from + uint64(len(hashes))
+		err := s.update(func(tx *bolt.Tx) error { return putLeaves(tx, &s.scratch, hashes, order, from, end) })
+		t.mu.Lock()
+		t.flushing = false
+		if err == nil {
+			rest := t.hashes[len(hashes):]
+			t.from, t.hashes = end, append(make([]chain.Hash, 0, max(txIndexRun, len(rest))), rest...)
+		}
+		again := err == nil && len(t.hashes) >= txIndexRun
+		t.mu.Unlock()
+		if again {
+			s.maybeFlushIndex()
+		}
+		// A failed write is tried again with the next commit; the tail
+		// keeps every entry meanwhile.
+	})
 }
 
 // lookup returns the version of the tail's transaction of hash h.
 func (t *txTail) lookup(h chain.Hash) (uint64, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for i := len(t.pending) - 1; i >= 0; i-- { // the latest first
-		if *t.pending[i].hash == h {
-			return t.pending[i].version, true
+	for i := len(t.hashes) - 1; i >= 0; i-- { // the latest first
+		if t.hashes[i] == h {
+			return t.from + uint64(i), true
 		}
 	}
 	return 0, false
@@ -266,18 +253,17 @@ func indexTxHashes(tx *bolt.Tx, sc *scratch) error {
 	const step = 4096 // transactions read at a time
 	for start := uint64(0); start < c.Version; {
 		n := min(c.Version-start, maxMergedRun)
-		ls := make([]leafHash, 0, n)
+		hashes := make([]chain.Hash, 0, n)
 		for at := start; at < start+n; at += step {
 			txs, err := readTxs(tx, at, min(step, start+n-at))
 			if err != nil {
 				return err
 			}
-			for i, t := range txs {
-				h := chain.TxLeafHash(t)
-				ls = append(ls, leafHash{prefix: binary.BigEndian.Uint64(h[:8]), hash: &h, version: at + uint64(i)})
+			for _, t := range txs {
+				hashes = append(hashes, chain.TxLeafHash(t))
 			}
 		}
-		if err := putLeaves(tx, sc, sortLeaves(ls), start+n); err != nil {
+		if err := putLeaves(tx, sc, hashes, sortLeaves(hashes), start, start+n); err != nil {
 			return err
 		}
 		start += n
