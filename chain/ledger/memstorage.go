@@ -29,7 +29,6 @@ type MemStorage struct {
 	txs      segments[[]byte]
 	levels   []segments[chain.Hash] // levels[l].at(i) is the hash of node (l, i)
 	state    map[string]uint64      // key -> version of the transaction that wrote it last
-	byHash   map[chain.Hash]uint64  // leaf hash -> latest version of the transaction
 	frontier []chain.Hash
 	li       *chain.LedgerInfoWithSignatures
 	blocks   map[chain.Hash]CommittedBlock
@@ -94,12 +93,21 @@ func (m *MemStorage) Get(key []byte) ([]byte, bool, error) {
 	return bytes.Clone(val), true, nil
 }
 
-// TxVersion implements [Storage].
+// TxVersion implements [Storage]. It scans the leaves, newest first: a
+// MemStorage is for tests, and an index would cost every commit.
 func (m *MemStorage) TxVersion(h chain.Hash) (uint64, bool, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	v, ok := m.byHash[h]
-	return v, ok, nil
+	if len(m.levels) == 0 {
+		return 0, false, nil
+	}
+	leaves := &m.levels[0]
+	for v := leaves.len(); v > 0; v-- {
+		if leaves.at(v-1) == h {
+			return v - 1, true, nil
+		}
+	}
+	return 0, false, nil
 }
 
 // Commit implements [Storage]. It fails with ErrInvalidBatch, changing
@@ -119,12 +127,6 @@ func (m *MemStorage) Commit(b *Batch) error {
 		m.txs.append(tx)
 	}
 	for _, n := range b.Nodes {
-		if n.ID.Level == 0 {
-			if m.byHash == nil {
-				m.byHash = make(map[chain.Hash]uint64)
-			}
-			m.byHash[n.Hash] = n.ID.Index
-		}
 		for uint(len(m.levels)) <= n.ID.Level {
 			m.levels = append(m.levels, segments[chain.Hash]{})
 		}

@@ -41,11 +41,12 @@
 //	                                        its info and its transaction
 //	                                        count (appended in round order)
 //	archive_ids committed block id       -> its round
-//	tx_hashes end version of a commit    -> run of sorted leaf hash | version
-//	                                        entries, merged as state runs
-//	                                        are: the transactions by
-//	                                        tx_hash, for GET /tx/{hash}
-//	                                        (schema 3; a file of schema 2 is
+//	tx_hashes end version of its txs     -> run of sorted leaf hash | version
+//	                                        entries of 262,144 transactions:
+//	                                        the transactions by tx_hash, for
+//	                                        GET /tx/{hash}; the newer ones
+//	                                        are in memory (see txindex.go;
+//	                                        schema 3, a file of schema 2 is
 //	                                        indexed when opened)
 //
 // Runs are not CBOR: a run is count uint32 | end offset uint32 per item |

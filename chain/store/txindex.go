@@ -20,7 +20,8 @@ import (
 // /tx/{hash}. Its durable part is kept as the state is (see staterun.go):
 // runs of entries hash | version (8 bytes big-endian), sorted by hash, in
 // the tx_hashes bucket under the end version of the transactions they
-// index, merged with the newest runs that are not larger. The transactions
+// index, each of a sealed run's size (maxMergedRun), so that no run is
+// ever merged or rewritten. The transactions
 // committed since the last run are the index's tail, in memory: a commit
 // appends its leaf hashes (which its batch carries) once it is durable,
 // and when the tail holds txIndexRun of them a goroutine of the store
@@ -80,6 +81,9 @@ func putLeaves(tx *bolt.Tx, sc *scratch, hashes []chain.Hash, order []uint32, fr
 	return putVersionRun(tx, sc, bucketTxHashes, txHashEntry, end, len(order),
 		func(i int) []byte { return hashes[order[i]][:] }, func(i int) uint64 { return from + uint64(order[i]) })
 }
+
+// writeIndexRun is putLeaves for the tail's runs; the tests make it fail.
+var writeIndexRun = putLeaves
 
 // txTail is the index's tail: the leaf hashes of the committed versions
 // from, from+1, ... not in a run yet.
@@ -163,7 +167,7 @@ func (s *Store) maybeFlushIndex() {
 	t.wg.Go(func() {
 		order := sortLeaves(hashes)
 		end := from + uint64(len(hashes))
-		err := s.update(func(tx *bolt.Tx) error { return putLeaves(tx, &s.scratch, hashes, order, from, end) })
+		err := s.update(func(tx *bolt.Tx) error { return writeIndexRun(tx, &s.scratch, hashes, order, from, end) })
 		t.mu.Lock()
 		t.flushing = false
 		if err == nil {
@@ -180,13 +184,17 @@ func (s *Store) maybeFlushIndex() {
 	})
 }
 
-// lookup returns the version of the tail's transaction of hash h.
+// lookup returns the version of the tail's transaction of hash h. It
+// scans a snapshot of the tail outside the lock (entries below a slice's
+// length are never written again), so that lookups never hold up a
+// commit.
 func (t *txTail) lookup(h chain.Hash) (uint64, bool) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	for i := len(t.hashes) - 1; i >= 0; i-- { // the latest first
-		if t.hashes[i] == h {
-			return t.from + uint64(i), true
+	from, hashes := t.from, t.hashes
+	t.mu.Unlock()
+	for i := len(hashes) - 1; i >= 0; i-- { // the latest first
+		if hashes[i] == h {
+			return from + uint64(i), true
 		}
 	}
 	return 0, false

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -130,4 +131,57 @@ func TestTxIndex(t *testing.T) {
 	}
 	commitTxs(t, st, acc, [][]byte{[]byte("after the migration")})
 	checkTxIndex(t, st, append(all, []byte("after the migration")))
+}
+
+// TestTxIndexFailedRunIsRetried: a run the store cannot write leaves every
+// transaction in the tail, found as before, and is written with a later
+// commit.
+func TestTxIndexFailedRunIsRetried(t *testing.T) {
+	defer func(n int) { txIndexRun = n }(txIndexRun)
+	txIndexRun = 100
+	v := chaintest.NewValidators(72, 4)
+	st, err := Open(filepath.Join(t.TempDir(), "txindex.db"), v.Genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	defer func(w func(*bolt.Tx, *scratch, []chain.Hash, []uint32, uint64, uint64) error) { writeIndexRun = w }(writeIndexRun)
+	block := func(fail bool) {
+		writeIndexRun = putLeaves
+		if fail {
+			writeIndexRun = func(*bolt.Tx, *scratch, []chain.Hash, []uint32, uint64, uint64) error {
+				return errors.New("disk full")
+			}
+		}
+	}
+	block(true)
+	acc := chain.NewAccumulator()
+	var all [][]byte
+	commit := func(n int) {
+		t.Helper()
+		txs := make([][]byte, n)
+		for i := range txs {
+			txs[i] = []byte{'r', byte(len(all) + i), byte((len(all) + i) >> 8)}
+		}
+		commitTxs(t, st, acc, txs)
+		all = append(all, txs...)
+		st.idx.wg.Wait()
+	}
+	commit(150)
+	st.idx.mu.Lock()
+	from, tail := st.idx.from, len(st.idx.hashes)
+	st.idx.mu.Unlock()
+	if from != 0 || tail != 150 {
+		t.Fatalf("after a failed run: tail from %d with %d transactions, want 0 and 150", from, tail)
+	}
+	checkTxIndex(t, st, all)
+	block(false)
+	commit(10)
+	st.idx.mu.Lock()
+	from, tail = st.idx.from, len(st.idx.hashes)
+	st.idx.mu.Unlock()
+	if from != 100 || tail != 60 {
+		t.Fatalf("after the retry: tail from %d with %d transactions, want 100 and 60", from, tail)
+	}
+	checkTxIndex(t, st, all)
 }
