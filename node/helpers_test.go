@@ -125,3 +125,23 @@ func addrInfos(ns ...*node.Node) []peer.AddrInfo {
 	}
 	return out
 }
+
+// startServer starts a full node (key fullNodeSeed/0) whose store holds
+// the chain of blocks, its config changed by adjust if not nil.
+func startServer(t testing.TB, g *chain.Genesis, blocks []*chaintest.Node, adjust func(*node.Config)) *node.Node {
+	t.Helper()
+	cfg := testConfig(t, "server", g, chaintest.Key(fullNodeSeed, 0))
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	preload(t, cfg.Home, g, blocks)
+	return start(t, cfg)
+}
+
+// clientConfig is a full node (key fullNodeSeed/1) that bootstraps from
+// server.
+func clientConfig(t testing.TB, g *chain.Genesis, server *node.Node) node.Config {
+	cfg := testConfig(t, "client", g, chaintest.Key(fullNodeSeed, 1))
+	cfg.Bootstrap = addrInfos(server)
+	return cfg
+}

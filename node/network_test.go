@@ -104,10 +104,7 @@ func TestServerSurvivesBadClients(t *testing.T) {
 	v := chaintest.NewValidators(22, 4)
 	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 1, TxSize: 20})
 	blocks := b.Extend(b.Genesis(), 5)
-	cfg := testConfig(t, "server", v.Genesis, chaintest.Key(fullNodeSeed, 0))
-	cfg.Limits.RequestTimeout = 300 * time.Millisecond
-	preload(t, cfg.Home, v.Genesis, blocks)
-	srv := start(t, cfg)
+	srv := startServer(t, v.Genesis, blocks, func(cfg *node.Config) { cfg.Limits.RequestTimeout = 300 * time.Millisecond })
 	chainID := v.Genesis.ChainID
 
 	bad := newRawHost(t)
@@ -156,11 +153,10 @@ func TestServerRateLimit(t *testing.T) {
 	v := chaintest.NewValidators(23, 4)
 	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 1, TxSize: 20})
 	blocks := b.Extend(b.Genesis(), 3)
-	cfg := testConfig(t, "server", v.Genesis, chaintest.Key(fullNodeSeed, 0))
-	cfg.Limits.ServeRate = 0.001
-	cfg.Limits.ServeBurst = 2
-	preload(t, cfg.Home, v.Genesis, blocks)
-	srv := start(t, cfg)
+	srv := startServer(t, v.Genesis, blocks, func(cfg *node.Config) {
+		cfg.Limits.ServeRate = 0.001
+		cfg.Limits.ServeBurst = 2
+	})
 
 	statuses := askThrice(t, srv, v.Genesis.ChainID, protocol.BlockRequest{BlockID: blocks[2].Block.ID, Count: 1})
 	if !slices.Equal(statuses, twiceThenBusy) {
@@ -196,11 +192,10 @@ func TestServerByteLimit(t *testing.T) {
 	v := chaintest.NewValidators(23, 4)
 	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 10, TxSize: 200})
 	blocks := b.Extend(b.Genesis(), 3)
-	cfg := testConfig(t, "server", v.Genesis, chaintest.Key(fullNodeSeed, 0))
-	cfg.Limits.ServeBytesRate = 1 // a byte per second: no refill within the test
-	cfg.Limits.ServeBytesBurst = 3000
-	preload(t, cfg.Home, v.Genesis, blocks)
-	srv := start(t, cfg)
+	srv := startServer(t, v.Genesis, blocks, func(cfg *node.Config) {
+		cfg.Limits.ServeBytesRate = 1 // a byte per second: no refill within the test
+		cfg.Limits.ServeBytesBurst = 3000
+	})
 
 	// One block of over 2,000 bytes: two answers exhaust 3,000.
 	statuses := askThrice(t, srv, v.Genesis.ChainID, protocol.BlockRequest{BlockID: blocks[2].Block.ID, Count: 1})

@@ -116,14 +116,9 @@ func TestOpsAfterSync(t *testing.T) {
 	v := chaintest.NewValidators(63, 4)
 	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 2, TxSize: 30, Seed: 7})
 	blocks := b.Extend(b.Genesis(), 14)
-	scfg := testConfig(t, "server", v.Genesis, chaintest.Key(fullNodeSeed, 0))
-	preload(t, scfg.Home, v.Genesis, blocks)
-	server := start(t, scfg)
+	server := startServer(t, v.Genesis, blocks, nil)
 	want := server.Status()
-
-	ccfg := testConfig(t, "client", v.Genesis, chaintest.Key(fullNodeSeed, 1))
-	ccfg.Bootstrap = addrInfos(server)
-	client := start(t, ccfg)
+	client := start(t, clientConfig(t, v.Genesis, server))
 	// The sync is observed just after it returns, so a client can be
 	// caught up a moment before its sync series shows.
 	waitFor(t, "client to catch up, be ready and observe its sync", func() bool {
@@ -162,12 +157,8 @@ func TestHealthBehindIsNotReady(t *testing.T) {
 	v := chaintest.NewValidators(64, 4)
 	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 1, TxSize: 30, Seed: 8})
 	blocks := b.Extend(b.Genesis(), 30)
-	scfg := testConfig(t, "server", v.Genesis, chaintest.Key(fullNodeSeed, 0))
-	preload(t, scfg.Home, v.Genesis, blocks)
-	server := start(t, scfg)
-
-	ccfg := testConfig(t, "client", v.Genesis, chaintest.Key(fullNodeSeed, 1))
-	ccfg.Bootstrap = addrInfos(server)
+	server := startServer(t, v.Genesis, blocks, nil)
+	ccfg := clientConfig(t, v.Genesis, server)
 	ccfg.SyncTimeout = time.Nanosecond
 	client := start(t, ccfg)
 	waitFor(t, "client to hear of the server's round", func() bool { return client.Health().BestPeerRound == 30 })

@@ -30,18 +30,15 @@ func TestFullNodeCatchesUp(t *testing.T) {
 			b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 3, TxSize: 40, Seed: 5})
 			blocks := b.Extend(b.Genesis(), tt.blocks)
 
-			scfg := testConfig(t, "server", v.Genesis, chaintest.Key(fullNodeSeed, 0))
-			preload(t, scfg.Home, v.Genesis, blocks)
-			server := start(t, scfg)
+			server := startServer(t, v.Genesis, blocks, nil)
 			want := server.Status()
 			if want.CommittedRound != uint64(tt.blocks-2) {
 				t.Fatalf("server committed round %d, want %d", want.CommittedRound, tt.blocks-2)
 			}
 
-			ccfg := testConfig(t, "client", v.Genesis, chaintest.Key(fullNodeSeed, 1))
+			ccfg := clientConfig(t, v.Genesis, server)
 			ccfg.Syncer.FastForwardRounds = tt.fastForward
 			ccfg.Syncer.ChunkTxs = 16 // several chunks
-			ccfg.Bootstrap = addrInfos(server)
 			client := start(t, ccfg)
 
 			waitFor(t, "client to catch up", func() bool {
@@ -75,13 +72,9 @@ func TestResumeInterruptedFastForward(t *testing.T) {
 	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 2, TxSize: 40, Seed: 6})
 	blocks := b.Extend(b.Genesis(), 30)
 
-	scfg := testConfig(t, "server", v.Genesis, chaintest.Key(fullNodeSeed, 0))
-	preload(t, scfg.Home, v.Genesis, blocks)
-	server := start(t, scfg)
-
-	ccfg := testConfig(t, "client", v.Genesis, chaintest.Key(fullNodeSeed, 1))
+	server := startServer(t, v.Genesis, blocks, nil)
+	ccfg := clientConfig(t, v.Genesis, server)
 	ccfg.Syncer.ChunkTxs = 8
-	ccfg.Bootstrap = addrInfos(server)
 	three := blocks[20:23] // B0 ← B1 ← B2; B2's QC commits B0
 	o, err := blockstore.Open(filepath.Join(ccfg.Home, node.StoreFile), v.Genesis, blockstore.Config{})
 	if err != nil {

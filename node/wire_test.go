@@ -27,9 +27,7 @@ func wireServer(t *testing.T, n int) (*node.Node, *node.Network, *chain.Genesis,
 	v := chaintest.NewValidators(71, 4)
 	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 1, TxSize: 20})
 	blocks := b.Extend(b.Genesis(), n)
-	cfg := testConfig(t, "server", v.Genesis, chaintest.Key(fullNodeSeed, 0))
-	preload(t, cfg.Home, v.Genesis, blocks)
-	srv := start(t, cfg)
+	srv := startServer(t, v.Genesis, blocks, nil)
 	client := newRawHost(t)
 	connect(t, client, srv.Host())
 	return srv, node.NewNetwork(client, v.Genesis.ChainID), v.Genesis, blocks
