@@ -40,6 +40,11 @@ const (
 	StatusBusy Status = 5
 	// StatusBadRequest: the request broke the protocol's limits.
 	StatusBadRequest Status = 6
+	// StatusPruned: the server keeps no history below the first
+	// committed round or version asked for (it pruned it, or state-synced
+	// past it); ask a peer that keeps more. Used by committed ranges and
+	// chunks.
+	StatusPruned Status = 7
 )
 
 func (s Status) String() string {
@@ -56,6 +61,8 @@ func (s Status) String() string {
 		return "busy"
 	case StatusBadRequest:
 		return "bad_request"
+	case StatusPruned:
+		return "pruned"
 	default:
 		return fmt.Sprintf("status(%d)", uint8(s))
 	}

@@ -336,7 +336,7 @@ func checkCommitted(v *chain.Verifier, req *protocol.CommittedRequest, resp *pro
 	case protocol.StatusSucceeded:
 	case protocol.StatusNotEnoughBlocks:
 		outcome = OutcomeUnavailable
-	case protocol.StatusBusy, protocol.StatusBadRequest:
+	case protocol.StatusBusy, protocol.StatusBadRequest, protocol.StatusPruned:
 		return nil, resp.Status, OutcomeUnavailable, fmt.Errorf("%w: %s", ErrUnavailable, resp.Status)
 	default:
 		return nil, resp.Status, OutcomeInvalid, misbehaved("status %s", resp.Status)
@@ -396,6 +396,12 @@ func (f *forward) handle(r fwdResult) {
 	case r.outcome == OutcomeInvalid:
 		f.banned.add(r.peer)
 		f.m.log.Warn("peer sent invalid committed blocks", "peer", r.peer, "from_round", w.cursor, "err", r.err)
+		w.failed[r.peer] = true
+		return
+	case r.status == protocol.StatusPruned:
+		// The peer keeps no history this far back: no strike, since it
+		// may serve the later windows.
+		f.m.log.Debug("peer pruned the window's rounds", "peer", r.peer, "from_round", w.cursor)
 		w.failed[r.peer] = true
 		return
 	case r.err != nil:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/p2pnode/p2pnode/chain"
 	"github.com/p2pnode/p2pnode/chain/chaintest"
+	"github.com/p2pnode/p2pnode/chain/ledger"
 	"github.com/p2pnode/p2pnode/protocol"
 	"github.com/p2pnode/p2pnode/syncer"
 )
@@ -242,4 +243,107 @@ func TestForwardDeadline(t *testing.T) {
 		}
 		w.checkSynced(t, c)
 	})
+}
+
+// TestForwardRoutesAroundPrunedPeers: peers that keep no history below
+// round 1000 answer pruned for the windows below it; the fetch asks the
+// others for those, takes the later windows from every peer, and holds
+// nothing against the pruned ones.
+func TestForwardRoutesAroundPrunedPeers(t *testing.T) {
+	w := newWorld(t, 4, 2000, 1)
+	var prunedAnswers, laterServed [4]int64
+	var mu sync.Mutex
+	for i := 1; i < 4; i++ { // all but the author prune
+		p := w.net.Peer(w.id(i))
+		p.OnCommitted = func(_ context.Context, req protocol.CommittedRequest, honest func() *protocol.CommittedResponse) (*protocol.CommittedResponse, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if req.FromRound < 1000 {
+				prunedAnswers[i]++
+				return &protocol.CommittedResponse{Status: protocol.StatusPruned}, nil
+			}
+			laterServed[i]++
+			return honest(), nil
+		}
+	}
+	cfg := forwardConfig()
+	c, m := w.client(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := m.SyncTo(ctx, w.syncInfo(), w.author()); err != nil {
+		t.Fatal(err)
+	}
+	w.checkSynced(t, c)
+	mu.Lock()
+	defer mu.Unlock()
+	var pruned, later int64
+	for i := 1; i < 4; i++ {
+		pruned += prunedAnswers[i]
+		later += laterServed[i]
+		sc := m.Scores()
+		if n := sc.Count(w.id(i), syncer.OutcomeInvalid) + sc.Count(w.id(i), syncer.OutcomeTimeout); n != 0 {
+			t.Errorf("pruned peer %d has %d invalid or timed-out outcomes: held against it", i, n)
+		}
+	}
+	if pruned == 0 || later == 0 {
+		t.Fatalf("pruned answers %d, later windows from pruning peers %d: want both", pruned, later)
+	}
+	if st := m.Stats(); st.ForwardDropped != 0 {
+		t.Errorf("stats %+v: windows dropped", st)
+	}
+}
+
+// TestServeCommittedPruned: a ledger that state-synced to round 20 and
+// committed on from there answers pruned for a range from below its first
+// archived block, and serves the rounds it archived.
+func TestServeCommittedPruned(t *testing.T) {
+	w := newWorld(t, 4, 40, 2)
+	l, err := ledger.New(ledger.NewMemStorage(), w.v.Genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := w.nodes[21].QC.LedgerInfo() // commits block 20 (round 20)
+	for l.Version() < target.LedgerInfo.CommitInfo.Version {
+		c, err := w.server.ledger.GetChunk(l.Version(), target.LedgerInfo.CommitInfo.Version, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.ApplyChunk(c, target); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.Committed() != target.LedgerInfo.CommitInfo {
+		if err := l.FastForward(target); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range w.nodes[20:30] { // blocks of rounds 21 to 30
+		if _, err := l.Execute(n.Block); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Commit([]*chain.Block{n.Block}, w.nodes[n.Round()+1].QC.LedgerInfo()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		from, to uint64
+		want     protocol.Status
+		blocks   int
+	}{
+		{0, 10, protocol.StatusPruned, 0},
+		{5, 25, protocol.StatusPruned, 0},
+		{21, 25, protocol.StatusSucceeded, 4},
+		{25, 40, protocol.StatusNotEnoughBlocks, 6},
+	} {
+		req := protocol.CommittedRequest{FromRound: tt.from, ToRound: tt.to, MaxBlocks: 64}
+		resp := syncer.ServeCommitted(l, &req, protocol.MaxCommittedResponseSize)
+		if resp.Status != tt.want || len(resp.Blocks) != tt.blocks {
+			t.Errorf("rounds %d to %d: %s with %d blocks, want %s with %d", tt.from, tt.to-1, resp.Status, len(resp.Blocks), tt.want, tt.blocks)
+		}
+	}
+	// The full ledger serves the same ranges.
+	req := protocol.CommittedRequest{FromRound: 0, ToRound: 10, MaxBlocks: 64}
+	if resp := syncer.ServeCommitted(w.server.ledger, &req, protocol.MaxCommittedResponseSize); resp.Status != protocol.StatusSucceeded || len(resp.Blocks) != 9 {
+		t.Errorf("full ledger: %s with %d blocks", resp.Status, len(resp.Blocks))
+	}
 }

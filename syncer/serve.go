@@ -69,8 +69,10 @@ func ServeBlocks(src BlockSource, req *protocol.BlockRequest, maxBytes int) *pro
 // first, until req.MaxBlocks blocks or maxBytes of encoded blocks (at least
 // one block is always sent when there is one). The status is
 // not_enough_blocks when l's committed chain does not reach
-// req.ToRound-1, with the blocks it has. A node that state-synced has no
-// blocks below the round it synced to.
+// req.ToRound-1, with the blocks it has, and pruned (with no block) when
+// l keeps no history below the first block it would send: that block's
+// parent is neither archived nor the genesis, as for a node that pruned
+// its history or state-synced past it.
 func ServeCommitted(l *ledger.Ledger, req *protocol.CommittedRequest, maxBytes int) *protocol.CommittedResponse {
 	if err := req.Validate(); err != nil {
 		return &protocol.CommittedResponse{Status: protocol.StatusBadRequest}
@@ -80,6 +82,9 @@ func ServeCommitted(l *ledger.Ledger, req *protocol.CommittedRequest, maxBytes i
 	cbs, err := l.BlocksFrom(req.FromRound, int(req.MaxBlocks)+1)
 	if err != nil {
 		return &protocol.CommittedResponse{Status: protocol.StatusBusy}
+	}
+	if len(cbs) > 0 && cbs[0].Block.Round() > req.FromRound && !l.HasHistoryBelow(cbs[0].Block) {
+		return &protocol.CommittedResponse{Status: protocol.StatusPruned}
 	}
 	resp := &protocol.CommittedResponse{Status: protocol.StatusSucceeded}
 	size := 0

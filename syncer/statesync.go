@@ -297,7 +297,7 @@ func (s *stateSync) check(res chunkResult, r *chunkRange) (*ledger.Chunk, Outcom
 	}
 	switch res.resp.Status {
 	case protocol.StatusSucceeded:
-	case protocol.StatusNotEnoughBlocks, protocol.StatusBusy, protocol.StatusIDNotFound:
+	case protocol.StatusNotEnoughBlocks, protocol.StatusBusy, protocol.StatusIDNotFound, protocol.StatusPruned:
 		return nil, OutcomeUnavailable, fmt.Errorf("%w: %s", ErrUnavailable, res.resp.Status)
 	default:
 		return nil, OutcomeInvalid, fmt.Errorf("%w: status %s", ErrMisbehaved, res.resp.Status)

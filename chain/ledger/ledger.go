@@ -302,6 +302,18 @@ func (l *Ledger) CommitWith(blocks []*chain.Block, li *chain.LedgerInfoWithSigna
 // Block returns the committed block id from the archive.
 func (l *Ledger) Block(id chain.Hash) (*CommittedBlock, bool, error) { return l.st.Block(id) }
 
+// HasHistoryBelow reports whether the ledger archives the committed chain
+// below b, an archived block: b's parent is the genesis block or archived
+// too. A ledger that state-synced past some blocks, or pruned them, has no
+// history below its first archived block.
+func (l *Ledger) HasHistoryBelow(b *chain.Block) bool {
+	if b.ParentID() == l.genesis.ID {
+		return true
+	}
+	_, ok, err := l.st.Block(b.ParentID())
+	return err == nil && ok
+}
+
 // BlocksFrom returns up to limit committed blocks of round fromRound or
 // above, in round order, from the archive. A node that state-synced has no
 // blocks below the round it synced to.
