@@ -77,6 +77,15 @@ type Config struct {
 	// ReadyRounds is how many rounds the node's highest QC may trail the
 	// best QC round heard from peers for GET /health to call it ready.
 	ReadyRounds uint64
+
+	// PruneWindow, if not 0, is how many committed versions (transactions)
+	// of history the node keeps: every PruneInterval it deletes the
+	// transactions, and the blocks holding them, more than PruneWindow
+	// versions below its committed version (docs/protocol.md section
+	// 7.5). 0 keeps the whole history.
+	PruneWindow uint64
+	// PruneInterval is how often a node with a PruneWindow prunes.
+	PruneInterval time.Duration
 	// Version is the release version the node reports (GET /status,
 	// p2pnode_build_info); "" reads the main module's version.
 	Version string
@@ -139,6 +148,7 @@ func DefaultConfig() Config {
 		Consensus:        consensus.DefaultConfig(),
 		Mempool:          DefaultMempoolConfig(),
 		ReadyRounds:      10,
+		PruneInterval:    10 * time.Second,
 		Limits: Limits{
 			MaxMemory:             512 << 20,
 			MaxFDs:                1024,
@@ -177,6 +187,7 @@ func (c *Config) Validate() error {
 	check(c.TxRate == 0 || (c.TxSize >= 1 && c.TxSize <= chain.MaxTxSize-64), "TxSize %d, want 1 to %d", c.TxSize, chain.MaxTxSize-64)
 	check(c.SyncInfoInterval > 0, "SyncInfoInterval must be positive")
 	check(c.SyncTimeout > 0, "SyncTimeout must be positive")
+	check(c.PruneWindow == 0 || c.PruneInterval > 0, "PruneInterval must be positive with a PruneWindow")
 	if err := c.Syncer.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("%w: Syncer: %w", ErrInvalidConfig, err))
 	}

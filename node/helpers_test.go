@@ -102,7 +102,8 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 // preload writes the chain of nodes, and the QC of the last one, into the
-// store of the node whose home is home, as if it had followed the chain.
+// store of the node whose home is home, as if it had followed the chain:
+// in commits of up to 64 blocks, as a sync inserts them.
 func preload(t testing.TB, home string, g *chain.Genesis, nodes []*chaintest.Node) {
 	t.Helper()
 	o, err := blockstore.Open(filepath.Join(home, node.StoreFile), g, blockstore.Config{})
@@ -110,8 +111,10 @@ func preload(t testing.TB, home string, g *chain.Genesis, nodes []*chaintest.Nod
 		t.Fatal(err)
 	}
 	defer o.Disk.Close()
-	if err := o.Blocks.InsertChain(chaintest.Blocks(nodes)); err != nil {
-		t.Fatal(err)
+	for i := 0; i < len(nodes); i += 64 {
+		if err := o.Blocks.InsertChain(chaintest.Blocks(nodes[i:min(i+64, len(nodes))])); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := o.Blocks.InsertQC(nodes[len(nodes)-1].QC); err != nil {
 		t.Fatal(err)

@@ -208,6 +208,9 @@ func (n *Node) Run(ctx context.Context) error {
 	workers.Go(func() { boot.run(wctx) })
 	workers.Go(func() { n.announce(wctx, g) })
 	workers.Go(func() { n.txs.run(wctx, g.tx) })
+	if n.cfg.PruneWindow > 0 {
+		workers.Go(func() { n.prune(wctx, log.With("logger", "p2pnode/node")) })
+	}
 	if n.cfg.TxRate > 0 {
 		gen := newLoadGen(n.cfg.TxRate, n.cfg.TxSize, n.cfg.Seed, n.host.ID(), n.mempool, n.txs)
 		workers.Go(func() { gen.run(wctx) })

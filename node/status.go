@@ -35,6 +35,9 @@ type Status struct {
 	// nothing before the block it fast-forwarded to. With an empty
 	// archive it is the committed round.
 	EarliestRound uint64 `json:"earliest_round"`
+	// EarliestVersion is the first version whose transaction the node
+	// keeps: 0 unless it pruned its history (Config.PruneWindow).
+	EarliestVersion uint64 `json:"earliest_version"`
 	// Version is the node's build version.
 	Version string `json:"version"`
 }
@@ -73,6 +76,7 @@ func (n *Node) Status() Status {
 	if cbs, err := st.Ledger().BlocksFrom(0, 1); err == nil && len(cbs) > 0 {
 		s.EarliestRound = cbs[0].Info.Round
 	}
+	s.EarliestVersion, _ = n.opened.Disk.Earliest()
 	s.Version = n.build.Version
 	for _, a := range n.host.Addrs() {
 		s.ListenAddrs = append(s.ListenAddrs, a.String())

@@ -3,11 +3,13 @@ package node_test
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/p2pnode/p2pnode/chain"
 	"github.com/p2pnode/p2pnode/chain/blockstore"
 	"github.com/p2pnode/p2pnode/chain/chaintest"
 	"github.com/p2pnode/p2pnode/node"
+	"github.com/p2pnode/p2pnode/protocol"
 )
 
 // TestFullNodeCatchesUp runs two full nodes on loopback: a server that
@@ -93,5 +95,75 @@ func TestResumeInterruptedFastForward(t *testing.T) {
 	})
 	if st := client.SyncStats(); st.TxsSynced < three[0].Info.Version {
 		t.Fatalf("state sync applied %d txs, want ≥ %d (the 3-chain's root version)", st.TxsSynced, three[0].Info.Version)
+	}
+}
+
+// TestPrunedAndFullServers: a node that keeps 200 versions of history and
+// one that keeps all serve side by side; a fresh node catches up from both,
+// by a forward fetch and by state sync, to the full history, while the
+// pruned one reads its whole state and answers pruned below its window.
+func TestPrunedAndFullServers(t *testing.T) {
+	v := chaintest.NewValidators(27, 4)
+	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 3, TxSize: 40, Seed: 27})
+	blocks := b.Extend(b.Genesis(), 300)
+	full := startServer(t, v.Genesis, blocks, nil)
+	pruned := start(t, func() node.Config {
+		cfg := testConfig(t, "pruned", v.Genesis, chaintest.Key(fullNodeSeed, 2))
+		cfg.PruneWindow, cfg.PruneInterval = 200, 10*time.Millisecond
+		preload(t, cfg.Home, v.Genesis, blocks)
+		return cfg
+	}())
+	waitFor(t, "the pruned node to prune", func() bool { return pruned.Status().EarliestVersion > 0 })
+	ps := pruned.Status()
+	if ps.EarliestVersion < ps.CommittedVersion-200-64*3 || ps.EarliestVersion > ps.CommittedVersion-200 {
+		t.Fatalf("pruned node keeps versions from %d of %d, want about the last 200", ps.EarliestVersion, ps.CommittedVersion)
+	}
+	if fs := full.Status(); fs.EarliestVersion != 0 || fs.EarliestRound != 1 {
+		t.Fatalf("full node keeps versions from %d, rounds from %d", fs.EarliestVersion, fs.EarliestRound)
+	}
+	first := blocks[0].Block.Payload()[0]
+	key, val, err := chain.DecodeKV(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := pruned.Store().Ledger().Get(key); err != nil || !ok || string(got) != string(val) {
+		t.Fatalf("pruned node's state of the first key: %x, %v, %v", got, ok, err)
+	}
+	// Below its window the pruned node answers pruned.
+	raw := newRawHost(t)
+	connect(t, raw, pruned.Host())
+	netw := node.NewNetwork(raw, v.Genesis.ChainID)
+	resp, err := netw.RequestChunk(t.Context(), pruned.ID(), protocol.ChunkRequest{StartVersion: 0, TargetVersion: ps.CommittedVersion, MaxTxs: 10})
+	if err != nil || resp.Status != protocol.StatusPruned {
+		t.Fatalf("chunk from version 0 of the pruned node: %v, %v; want pruned", resp, err)
+	}
+
+	for _, tt := range []struct {
+		name        string
+		fastForward uint64
+	}{
+		{"forward fetch", 1 << 30},
+		{"state sync", 20},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t, "client", v.Genesis, chaintest.Key(fullNodeSeed, 3))
+			cfg.Bootstrap = addrInfos(pruned, full)
+			cfg.Syncer.FastForwardRounds = tt.fastForward
+			client := start(t, cfg)
+			want := full.Status()
+			waitFor(t, "client to catch up", func() bool {
+				s := client.Status()
+				return s.CommittedRound == want.CommittedRound
+			})
+			if got, ok, err := client.Store().Ledger().Get(key); err != nil || !ok || string(got) != string(val) {
+				t.Fatalf("client's state of the first key: %x, %v, %v", got, ok, err)
+			}
+			if s := client.Status(); s.EarliestVersion != 0 {
+				t.Fatalf("client keeps versions from %d, want the whole history", s.EarliestVersion)
+			}
+			if st := client.SyncStats(); (tt.fastForward == 20) != (st.FastForwards > 0) {
+				t.Fatalf("stats %+v: want a fast-forward only for state sync", st)
+			}
+		})
 	}
 }

@@ -117,7 +117,8 @@ func encodedSize(b *chain.Block) int {
 	return n
 }
 
-// ServeChunk answers a chunk request from the committed ledger l.
+// ServeChunk answers a chunk request from the committed ledger l: pruned
+// when l's storage keeps no transactions from req.StartVersion.
 func ServeChunk(l *ledger.Ledger, req *protocol.ChunkRequest) *protocol.ChunkResponse {
 	if err := req.Validate(); err != nil {
 		return &protocol.ChunkResponse{Status: protocol.StatusBadRequest}
@@ -126,6 +127,8 @@ func ServeChunk(l *ledger.Ledger, req *protocol.ChunkRequest) *protocol.ChunkRes
 	switch {
 	case errors.Is(err, ledger.ErrVersionNotAvailable):
 		return &protocol.ChunkResponse{Status: protocol.StatusNotEnoughBlocks}
+	case errors.Is(err, ledger.ErrPruned):
+		return &protocol.ChunkResponse{Status: protocol.StatusPruned}
 	case err != nil:
 		return &protocol.ChunkResponse{Status: protocol.StatusBusy}
 	}

@@ -95,6 +95,9 @@ type HomeConfig struct {
 	// ReadyRounds is how many rounds the node may trail the best peer and
 	// still answer GET /health with ready.
 	ReadyRounds uint64 `json:"ready_rounds"`
+	// PruneWindow, if not 0, is how many committed versions of history the
+	// node keeps (node.Config.PruneWindow).
+	PruneWindow uint64 `json:"prune_window"`
 }
 
 // DefaultHomeConfig returns node.DefaultConfig's values, the API and admin
@@ -175,6 +178,7 @@ func (c *HomeConfig) Apply(cfg *node.Config) error {
 	cfg.ReconnectMin = time.Duration(c.ReconnectMin)
 	cfg.ReconnectMax = time.Duration(c.ReconnectMax)
 	cfg.ReadyRounds = c.ReadyRounds
+	cfg.PruneWindow = c.PruneWindow
 	return nil
 }
 

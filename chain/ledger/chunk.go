@@ -191,7 +191,8 @@ func verifyChunk(c *Chunk, frontier []chain.Hash, version uint64, target chain.B
 // their proof against the accumulator of size target, where end is at most
 // target, start+max, start+MaxChunkTxs, and as far as MaxChunkBytes of
 // transactions allow (always at least one transaction). It fails with
-// ErrVersionNotAvailable if target is past Version(), and ErrBadRequest if
+// ErrVersionNotAvailable if target is past Version(), with an error
+// wrapping ErrPruned if the storage pruned start, and ErrBadRequest if
 // start >= target or max == 0. It is safe to call while the ledger commits.
 func (l *Ledger) GetChunk(start, target, max uint64) (*Chunk, error) {
 	if start >= target || max == 0 {
@@ -200,7 +201,8 @@ func (l *Ledger) GetChunk(start, target, max uint64) (*Chunk, error) {
 	if v := l.Version(); target > v {
 		return nil, fmt.Errorf("%w: target %d, version %d", ErrVersionNotAvailable, target, v)
 	}
-	// The storage only grows, so [0, target) stays readable from here on.
+	// The storage only grows at the top, so [0, target) stays readable
+	// from here on unless a prune deletes its start (ErrPruned).
 	n := min(target-start, max, MaxChunkTxs)
 	txs := make([][]byte, 0, n)
 	size := 0

@@ -34,6 +34,9 @@ var (
 	// ErrChunkLimits: a chunk is empty, too large, runs past its target, or
 	// holds a transaction of an invalid size.
 	ErrChunkLimits = errors.New("ledger: chunk over limits")
+	// ErrPruned: what was asked for is below the first version the
+	// storage keeps: it pruned that history.
+	ErrPruned = errors.New("ledger: history pruned")
 	// ErrCorrupt: the storage holds an inconsistent ledger.
 	ErrCorrupt = errors.New("ledger: storage inconsistent")
 )

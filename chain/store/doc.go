@@ -27,6 +27,9 @@
 //	                                        of a stored QC committing it
 //	safety   "safety"                    -> SafetyData
 //	ledger   "committed"                 -> [version, frontier, ledger info]
+//	         "pruned"                    -> [first version kept W, frontier
+//	                                        of W, level-1 node over W-1 and
+//	                                        W] once pruned (see prune.go)
 //	txs      first version               -> tx run: the transactions of
 //	                                        one commit (split past 64 Ki
 //	                                        transactions or 32 MiB)
@@ -41,6 +44,8 @@
 //	                                        its info and its transaction
 //	                                        count (appended in round order)
 //	archive_ids committed block id       -> its round
+//	state_values state key               -> version | value: the value of a
+//	                                        key whose latest write was pruned
 //	tx_hashes end version of its txs     -> run of sorted leaf hash | version
 //	                                        entries of 262,144 transactions:
 //	                                        the transactions by tx_hash, for
@@ -62,7 +67,8 @@
 // them, and saves 48 of the 64 bytes of nodes per transaction.
 //
 // The state is an index from key to the version of the transaction that
-// wrote it last (a value is read from that transaction), kept as a small
+// wrote it last (a value is read from that transaction, or from
+// state_values once that transaction was pruned), kept as a small
 // log-structured merge tree: each commit adds one sorted run of its writes,
 // merged with the newest runs while they hold no more entries than the merge
 // so far and the result stays within 2^18 entries. An entry is rewritten at

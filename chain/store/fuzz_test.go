@@ -127,7 +127,7 @@ func FuzzRecover(f *testing.F) {
 		check("last tx", err)
 		cur := newRunCursor(tx.Bucket(bucketNodes))
 		for _, id := range []compact.NodeID{compact.NewNodeID(0, 0), compact.NewNodeID(2, 0), compact.NewNodeID(0, n-1)} {
-			_, err := nodeAt(tx, cur, id, n)
+			_, err := nodeAt(tx, cur, id, n, prunedRecord{})
 			check("node", err)
 		}
 		for _, w := range batch.Writes {

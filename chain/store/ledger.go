@@ -75,6 +75,13 @@ func (s *Store) Txs(start, n uint64) ([][]byte, error) {
 			return fmt.Errorf("%w: transactions [%d, %d+%d) asked, ledger is at version %d",
 				ErrNotAvailable, start, start, n, c.Version)
 		}
+		pruned, err := readPruned(tx)
+		if err != nil {
+			return err
+		}
+		if n > 0 && start < pruned.Version {
+			return errPruned("transaction", start, pruned.Version)
+		}
 		out, err = readTxs(tx, start, n)
 		return err
 	})
@@ -94,9 +101,13 @@ func (s *Store) Nodes(ids []compact.NodeID) ([]chain.Hash, error) {
 		if err != nil {
 			return err
 		}
+		pruned, err := readPruned(tx)
+		if err != nil {
+			return err
+		}
 		cur := newRunCursor(tx.Bucket(bucketNodes))
 		for i, id := range ids {
-			if out[i], err = nodeAt(tx, cur, id, c.Version); err != nil {
+			if out[i], err = nodeAt(tx, cur, id, c.Version, pruned); err != nil {
 				return err
 			}
 		}

@@ -305,11 +305,21 @@ func putRuns(tx *bolt.Tx, sc *scratch, start uint64, txs [][]byte, nodes []ledge
 
 // nodeAt returns the hash of node id of the accumulator of version leaves,
 // read from the node runs c walks or, below nodeRunLevel, hashed from the
-// transactions of tx.
-func nodeAt(tx *bolt.Tx, c runCursor, id compact.NodeID, version uint64) (chain.Hash, error) {
+// transactions of tx; a node wholly below the history kept comes from the
+// pruned record's frontier.
+func nodeAt(tx *bolt.Tx, c runCursor, id compact.NodeID, version uint64, pruned prunedRecord) (chain.Hash, error) {
 	missing := fmt.Errorf("%w: accumulator node (level %d, index %d)", ErrNotAvailable, id.Level, id.Index)
 	if id.Level >= 63 || id.Index >= (version>>id.Level) {
 		return chain.Hash{}, missing
+	}
+	if pruned.straddles(id) {
+		return pruned.Straddle, nil
+	}
+	if (id.Index+1)<<id.Level <= pruned.Version { // wholly below the history kept
+		if h, ok := pruned.node(id); ok {
+			return h, nil
+		}
+		return chain.Hash{}, errPruned(fmt.Sprintf("accumulator node (level %d, index %d) ends at version", id.Level, id.Index), (id.Index+1)<<id.Level, pruned.Version)
 	}
 	if id.Level < nodeRunLevel {
 		txs, err := readTxs(tx, id.Index<<id.Level, 1<<id.Level)

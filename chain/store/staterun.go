@@ -86,7 +86,7 @@ func lookup(r run, key []byte) (version uint64, found bool, err error) {
 }
 
 // getState returns the value of key: the value of the transaction its
-// newest entry names.
+// newest entry names, or the value kept when that transaction was pruned.
 func getState(tx *bolt.Tx, key []byte) ([]byte, bool, error) {
 	c := newRunCursor(tx.Bucket(bucketState))
 	for k, v := c.last(); k != nil; k, v = c.prev() {
@@ -100,6 +100,14 @@ func getState(tx *bolt.Tx, key []byte) ([]byte, bool, error) {
 				return nil, false, err
 			}
 			continue
+		}
+		pruned, err := readPruned(tx)
+		if err != nil {
+			return nil, false, err
+		}
+		if version < pruned.Version {
+			val, err := keptValue(tx, key, version)
+			return val, err == nil, err
 		}
 		t, err := txAt(tx, version)
 		if err != nil {

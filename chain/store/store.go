@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -75,22 +76,26 @@ func (e *VersionError) Unwrap() error { return ErrVersionMismatch }
 
 // Bucket names and fixed keys; see the package documentation.
 var (
-	bucketMeta       = []byte("meta")
-	bucketBlocks     = []byte("blocks")
-	bucketQCs        = []byte("qcs")
-	bucketCommits    = []byte("commits")
-	bucketSafety     = []byte("safety")
-	bucketLedger     = []byte("ledger")
-	bucketTxs        = []byte("txs")
-	bucketNodes      = []byte("nodes")
-	bucketState      = []byte("state")
-	bucketArchive    = []byte("archive")
-	bucketArchiveIDs = []byte("archive_ids")
-	bucketTxHashes   = []byte("tx_hashes")
+	bucketMeta        = []byte("meta")
+	bucketBlocks      = []byte("blocks")
+	bucketQCs         = []byte("qcs")
+	bucketCommits     = []byte("commits")
+	bucketSafety      = []byte("safety")
+	bucketLedger      = []byte("ledger")
+	bucketTxs         = []byte("txs")
+	bucketNodes       = []byte("nodes")
+	bucketState       = []byte("state")
+	bucketArchive     = []byte("archive")
+	bucketArchiveIDs  = []byte("archive_ids")
+	bucketTxHashes    = []byte("tx_hashes")
+	bucketStateValues = []byte("state_values")
 
 	allBuckets = [][]byte{bucketMeta, bucketBlocks, bucketQCs, bucketCommits,
 		bucketSafety, bucketLedger, bucketTxs, bucketNodes, bucketState,
-		bucketArchive, bucketArchiveIDs, bucketTxHashes}
+		bucketArchive, bucketArchiveIDs, bucketTxHashes, bucketStateValues}
+
+	// newIn3 are the buckets schema 3 added; migrate2 creates them.
+	newIn3 = [][]byte{bucketTxHashes, bucketStateValues}
 
 	keySchema      = []byte("schema")
 	keyChainID     = []byte("chain_id")
@@ -202,7 +207,7 @@ func checkMeta(tx *bolt.Tx, g *chain.Genesis) (uint64, error) {
 			ErrWrongChain, id, gh, g.ChainID, want)
 	}
 	for _, name := range allBuckets {
-		if tx.Bucket(name) == nil && (schema == SchemaVersion || !bytes.Equal(name, bucketTxHashes)) {
+		if tx.Bucket(name) == nil && (schema == SchemaVersion || !slices.ContainsFunc(newIn3, func(b []byte) bool { return bytes.Equal(b, name) })) {
 			return 0, fmt.Errorf("%w: bucket %q is missing", ErrCorrupt, name)
 		}
 	}
@@ -210,8 +215,14 @@ func checkMeta(tx *bolt.Tx, g *chain.Genesis) (uint64, error) {
 }
 
 // migrate2 brings a file of schema 2 to SchemaVersion, in one transaction:
-// it indexes the committed transactions by hash.
+// it adds the buckets of schema 3 and indexes the committed transactions
+// by hash.
 func migrate2(tx *bolt.Tx, sc *scratch) error {
+	for _, name := range newIn3 {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("store: migrate schema 2: create bucket %q: %w", name, err)
+		}
+	}
 	if err := indexTxHashes(tx, sc); err != nil {
 		return fmt.Errorf("store: migrate schema 2: %w", err)
 	}

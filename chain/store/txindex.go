@@ -116,6 +116,11 @@ func (s *Store) loadIndex() error {
 			return fmt.Errorf("%w: the index of transactions ends at version %d, past the committed version %d",
 				ErrCorrupt, from, c.Version)
 		}
+		pruned, err := readPruned(tx)
+		if err != nil {
+			return err
+		}
+		from = max(from, pruned.Version)
 		hashes := make([]chain.Hash, 0, c.Version-from)
 		const step = 4096 // transactions read at a time
 		for at := from; at < c.Version; at += step {
@@ -171,8 +176,7 @@ func (s *Store) maybeFlushIndex() {
 		t.mu.Lock()
 		t.flushing = false
 		if err == nil {
-			rest := t.hashes[len(hashes):]
-			t.from, t.hashes = end, append(make([]chain.Hash, 0, max(txIndexRun, len(rest))), rest...)
+			t.advance(end)
 		}
 		again := err == nil && len(t.hashes) >= txIndexRun
 		t.mu.Unlock()
@@ -222,7 +226,7 @@ func txVersion(tx *bolt.Tx, h chain.Hash) (uint64, bool, error) {
 
 // TxVersion returns the version of the committed transaction whose
 // accumulator leaf hash is h (its latest version if it was committed more
-// than once), and whether there is one. Safe for concurrent use.
+// than once), and whether there is one; a pruned one is not found. Safe for concurrent use.
 func (s *Store) TxVersion(h chain.Hash) (uint64, bool, error) {
 	var version uint64
 	var ok bool
@@ -232,6 +236,14 @@ func (s *Store) TxVersion(h chain.Hash) (uint64, bool, error) {
 			if version, ok, err = txVersion(tx, h); err != nil || !ok {
 				return err
 			}
+		}
+		pruned, err := readPruned(tx)
+		if err != nil {
+			return err
+		}
+		if version < pruned.Version {
+			ok = false // pruned: as unknown as the index entries pruned with it
+			return nil
 		}
 		t, err := txAt(tx, version)
 		if err != nil {
