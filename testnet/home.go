@@ -98,6 +98,8 @@ type HomeConfig struct {
 	// PruneWindow, if not 0, is how many committed versions of history the
 	// node keeps (node.Config.PruneWindow).
 	PruneWindow uint64 `json:"prune_window"`
+	// PruneInterval is how often a node with a PruneWindow prunes.
+	PruneInterval Duration `json:"prune_interval"`
 }
 
 // DefaultHomeConfig returns node.DefaultConfig's values, the API and admin
@@ -123,6 +125,7 @@ func DefaultHomeConfig() HomeConfig {
 		ReconnectMin:      Duration(d.ReconnectMin),
 		ReconnectMax:      Duration(d.ReconnectMax),
 		ReadyRounds:       d.ReadyRounds,
+		PruneInterval:     Duration(d.PruneInterval),
 	}
 }
 
@@ -179,6 +182,7 @@ func (c *HomeConfig) Apply(cfg *node.Config) error {
 	cfg.ReconnectMax = time.Duration(c.ReconnectMax)
 	cfg.ReadyRounds = c.ReadyRounds
 	cfg.PruneWindow = c.PruneWindow
+	cfg.PruneInterval = time.Duration(c.PruneInterval)
 	return nil
 }
 

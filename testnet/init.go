@@ -44,6 +44,9 @@ type Options struct {
 	// Bootstrap, API, Admin and Seed, and clears TxRate on full nodes.
 	// TxRate is the rate of each validator.
 	Config HomeConfig
+	// PruneWindows, by node name, replace Config.PruneWindow for those
+	// nodes.
+	PruneWindows map[string]uint64
 }
 
 // Validate checks o.
@@ -192,6 +195,9 @@ func Init(dir string, o Options) (*Network, error) {
 		c.API = hostPort(p.info.API)
 		c.Admin = hostPort(p.info.Admin)
 		c.Seed = uint64(i + 1)
+		if w, ok := o.PruneWindows[p.info.Name]; ok {
+			c.PruneWindow = w
+		}
 		if p.info.Role == RoleFullnode {
 			c.TxRate = 0
 		}

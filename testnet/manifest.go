@@ -58,6 +58,9 @@ type NodeSpec struct {
 	Role string `json:"role"`
 	// StartDelay is how long after the network's start the node starts.
 	StartDelay Duration `json:"start_delay,omitempty"`
+	// PruneWindow, if not 0, replaces Config.PruneWindow for this node: a
+	// testnet of pruned nodes beside full-history ones.
+	PruneWindow uint64 `json:"prune_window,omitempty"`
 }
 
 // Stage is one step of a scenario.

@@ -78,6 +78,42 @@ func checkTxProof(t *testing.T, r *testnet.Runner, from, serve string) {
 	}
 }
 
+// TestPrunedValidatorBesideFullHistory: one validator keeps 300 versions
+// of history, the others all of it; a full node that joins late
+// fast-forwards from all four (the pruned one answers pruned below its
+// window) to the whole history, and follows the validators.
+func TestPrunedValidatorBesideFullHistory(t *testing.T) {
+	m := e2eManifest(4, 1)
+	m.Nodes[0].PruneWindow = 300
+	m.Config.PruneInterval = testnet.Duration(100 * time.Millisecond)
+	m.Nodes[4].StartDelay = testnet.Duration(time.Hour) // started by the test
+	r := startNet(t, m)
+	stage(t, r, m, testnet.Stage{Name: "validators run ahead", WaitRounds: 3 * m.Config.FastForwardRounds})
+	waitStatus(t, r, "validator0", "prunes its history", func(s node.Status) error {
+		if s.EarliestVersion == 0 || s.CommittedVersion-s.EarliestVersion > 600 {
+			return fmt.Errorf("keeps versions %d to %d", s.EarliestVersion, s.CommittedVersion)
+		}
+		return nil
+	})
+	done := watch(t, r, "fullnode0", "fast-forward done")
+	stage(t, r, m, testnet.Stage{Name: "full node joins", Perturb: []testnet.Perturbation{{Op: testnet.OpStart, Node: "fullnode0"}}})
+	waitLog(t, done, `"fast-forward done"`)
+	waitStatus(t, r, "fullnode0", "follows the chain with the whole history", func(s node.Status) error {
+		if s.Syncing || s.EarliestVersion != 0 || s.RootRound < m.Config.FastForwardRounds {
+			return fmt.Errorf("root round %d, syncing %v, history from version %d", s.RootRound, s.Syncing, s.EarliestVersion)
+		}
+		return nil
+	})
+	// (A validator that fell behind may have fast-forwarded too: it has
+	// every transaction, but no block below the one it synced to.)
+	waitStatus(t, r, "validator1", "keeps every transaction", func(s node.Status) error {
+		if s.EarliestVersion != 0 {
+			return fmt.Errorf("history from version %d", s.EarliestVersion)
+		}
+		return nil
+	})
+}
+
 // TestKilledValidatorCatchesUpAndVotes: a validator killed with SIGKILL
 // while the others go on restarts from its store, catches up and votes in
 // the current rounds again.

@@ -21,7 +21,13 @@ func Setup(dir string, m *Manifest, cfg RunnerConfig) (*Runner, error) {
 		return nil, err
 	}
 	v, f := m.Counts()
-	net, err := Init(dir, Options{Validators: v, Fullnodes: f, ChainID: m.ChainID, Config: m.Config})
+	windows := map[string]uint64{}
+	for i, name := range m.Names() {
+		if w := m.Nodes[i].PruneWindow; w > 0 {
+			windows[name] = w
+		}
+	}
+	net, err := Init(dir, Options{Validators: v, Fullnodes: f, ChainID: m.ChainID, Config: m.Config, PruneWindows: windows})
 	if err != nil {
 		return nil, err
 	}
