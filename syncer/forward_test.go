@@ -246,11 +246,11 @@ func TestForwardDeadline(t *testing.T) {
 }
 
 // TestForwardRoutesAroundPrunedPeers: peers that keep no history below
-// round 1000 answer pruned for the windows below it; the fetch asks the
+// round 400 answer pruned for the windows below it; the fetch asks the
 // others for those, takes the later windows from every peer, and holds
 // nothing against the pruned ones.
 func TestForwardRoutesAroundPrunedPeers(t *testing.T) {
-	w := newWorld(t, 4, 2000, 1)
+	w := newWorld(t, 4, 800, 1)
 	var prunedAnswers, laterServed [4]int64
 	var mu sync.Mutex
 	for i := 1; i < 4; i++ { // all but the author prune
@@ -258,7 +258,7 @@ func TestForwardRoutesAroundPrunedPeers(t *testing.T) {
 		p.OnCommitted = func(_ context.Context, req protocol.CommittedRequest, honest func() *protocol.CommittedResponse) (*protocol.CommittedResponse, error) {
 			mu.Lock()
 			defer mu.Unlock()
-			if req.FromRound < 1000 {
+			if req.FromRound < 400 {
 				prunedAnswers[i]++
 				return &protocol.CommittedResponse{Status: protocol.StatusPruned}, nil
 			}
