@@ -121,7 +121,7 @@ func (s *Store) loadIndex() error {
 			return err
 		}
 		from = max(from, pruned.Version)
-		hashes := make([]chain.Hash, 0, c.Version-from)
+		hashes := make([]chain.Hash, 0, max(uint64(txIndexRun), c.Version-from)) // a run's worth, not grown by doubling
 		const step = 4096 // transactions read at a time
 		for at := from; at < c.Version; at += step {
 			txs, err := readTxs(tx, at, min(step, c.Version-at))
@@ -146,9 +146,6 @@ func (s *Store) loadIndex() error {
 func (s *Store) indexed(b *ledger.Batch) {
 	t := &s.idx
 	t.mu.Lock()
-	if t.hashes == nil {
-		t.hashes = make([]chain.Hash, 0, txIndexRun) // a run's worth, not grown by doubling
-	}
 	i := 0 // each version's leaf comes first among the nodes its append completes
 	for v := b.StartVersion; v < b.StartVersion+uint64(len(b.Txs)); v++ {
 		t.hashes = append(t.hashes, b.Nodes[i].Hash)
