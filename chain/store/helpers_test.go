@@ -95,9 +95,15 @@ func (m *ledgerSim) clone() *ledgerSim {
 	return c
 }
 
-// checkLedger checks that st holds exactly the ledger m models.
+// checkLedger checks that st holds exactly the ledger m models, from the
+// first version it keeps (0 unless it pruned): its transactions, state,
+// index by hash and the accumulator nodes a proof from there needs.
 func checkLedger(t testing.TB, st *store.Store, m *ledgerSim) {
 	t.Helper()
+	w, err := st.Earliest()
+	if err != nil {
+		t.Fatalf("Earliest: %v", err)
+	}
 	c, err := st.Committed()
 	if err != nil {
 		t.Fatalf("Committed: %v", err)
@@ -115,13 +121,13 @@ func checkLedger(t testing.TB, st *store.Store, m *ledgerSim) {
 	if (c.LedgerInfo == nil) != (m.li == nil) || c.LedgerInfo != nil && c.LedgerInfo.LedgerInfo != m.li.LedgerInfo {
 		t.Fatalf("ledger info %v, want %v", c.LedgerInfo, m.li)
 	}
-	txs, err := st.Txs(0, c.Version)
+	txs, err := st.Txs(w, c.Version-w)
 	if err != nil {
-		t.Fatalf("Txs(0, %d): %v", c.Version, err)
+		t.Fatalf("Txs(%d, %d): %v", w, c.Version-w, err)
 	}
 	for i := range txs {
-		if string(txs[i]) != string(m.txs[i]) {
-			t.Fatalf("tx %d differs", i)
+		if string(txs[i]) != string(m.txs[w+uint64(i)]) {
+			t.Fatalf("tx %d differs", w+uint64(i))
 		}
 	}
 	for k, want := range m.state {
@@ -135,7 +141,14 @@ func checkLedger(t testing.TB, st *store.Store, m *ledgerSim) {
 		latest[chain.TxLeafHash(tx)] = uint64(i)
 	}
 	for h, want := range latest {
-		if got, ok, err := st.TxVersion(h); err != nil || !ok || got != want {
+		got, ok, err := st.TxVersion(h)
+		if want < w { // pruned
+			if err != nil || ok {
+				t.Fatalf("TxVersion(%s) of pruned version %d = %d, %v, %v; want not found", h.Short(), want, got, ok, err)
+			}
+			continue
+		}
+		if err != nil || !ok || got != want {
 			t.Fatalf("TxVersion(%s) = %d, %v, %v; want %d", h.Short(), got, ok, err, want)
 		}
 	}
@@ -143,7 +156,11 @@ func checkLedger(t testing.TB, st *store.Store, m *ledgerSim) {
 		t.Fatalf("TxVersion(unknown) = %v, %v", ok, err)
 	}
 	ids := make([]compact.NodeID, 0, len(m.nodes))
+	frontier := compact.RangeNodes(0, w, nil)
 	for id := range m.nodes {
+		if (id.Index+1)<<id.Level <= w && !slices.Contains(frontier, id) {
+			continue // pruned, and no proof from w needs it
+		}
 		ids = append(ids, id)
 	}
 	hs, err := st.Nodes(ids)

@@ -26,7 +26,8 @@ func killFixture() fixture { return newFixture(31, 20) }
 
 // TestHelperWriter is the child process of TestKill: it saves blocks and
 // commits their transactions in a loop, printing "committed <version>" after
-// each commit returns, until it is killed.
+// each commit returns, and every seventh commit prunes the history but the
+// last 100 versions, printing "pruned <version>", until it is killed.
 func TestHelperWriter(t *testing.T) {
 	path := os.Getenv(helperEnv)
 	if path == "" {
@@ -48,6 +49,13 @@ func TestHelperWriter(t *testing.T) {
 				}
 			}
 			fmt.Printf("committed %d\n", len(m.txs))
+			if v := uint64(len(m.txs)); v > 100 && prev2.Round()%7 == 0 {
+				w, err := st.Prune(v - 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Printf("pruned %d\n", w)
+			}
 		}
 		prev2, prev, cur = prev, n, n
 	}
@@ -66,8 +74,14 @@ func TestKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := bufio.NewScanner(out)
-	var last uint64
-	for lines := 0; lines < 25 && sc.Scan(); {
+	var last, pruned uint64
+	for lines := 0; lines < 40 && sc.Scan(); {
+		if v, ok := strings.CutPrefix(sc.Text(), "pruned "); ok {
+			if pruned, err = strconv.ParseUint(v, 10, 64); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
 		v, ok := strings.CutPrefix(sc.Text(), "committed ")
 		if !ok {
 			continue
@@ -99,6 +113,9 @@ func TestKill(t *testing.T) {
 	if c.Version < last {
 		t.Fatalf("ledger at version %d after SIGKILL, the helper had committed %d", c.Version, last)
 	}
+	if w, err := st.Earliest(); err != nil || w < pruned || pruned == 0 {
+		t.Fatalf("history kept from version %d (%v) after SIGKILL, the helper had pruned to %d", w, err, pruned)
+	}
 	// The ledger is a prefix of the chain the helper built.
 	var nodes []*chaintest.Node
 	cur := f.b.Genesis()
@@ -112,6 +129,6 @@ func TestKill(t *testing.T) {
 	if rd.Root.Block.ID != nodes[len(nodes)-1].Block.ID || rd.SyncTarget != nil {
 		t.Fatalf("root %v, want %v", rd.Root.Block, nodes[len(nodes)-1].Block)
 	}
-	t.Logf("killed after version %d was printed; recovered version %d, root round %d, %d blocks above it",
-		last, c.Version, rd.Root.Block.Round(), len(rd.Blocks))
+	t.Logf("killed after version %d was printed (pruned to %d); recovered version %d, root round %d, %d blocks above it",
+		last, pruned, c.Version, rd.Root.Block.Round(), len(rd.Blocks))
 }
