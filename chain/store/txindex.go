@@ -121,7 +121,8 @@ func (s *Store) loadIndex() error {
 			return err
 		}
 		from = max(from, pruned.Version)
-		hashes := make([]chain.Hash, 0, max(uint64(txIndexRun), c.Version-from)) // a run's worth, not grown by doubling
+		// A run's worth at least, not grown by doubling.
+		hashes := make([]chain.Hash, 0, max(uint64(txIndexRun), c.Version-from))
 		const step = 4096 // transactions read at a time
 		for at := from; at < c.Version; at += step {
 			txs, err := readTxs(tx, at, min(step, c.Version-at))
