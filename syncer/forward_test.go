@@ -38,12 +38,7 @@ func TestForwardCatchesUp(t *testing.T) {
 	w := newWorld(t, 4, 2000, 1)
 	cfg := forwardConfig()
 	c, m := w.client(t, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := m.SyncTo(ctx, w.syncInfo(), w.author()); err != nil {
-		t.Fatal(err)
-	}
-	w.checkSynced(t, c)
+	w.syncAll(t, c, m)
 	blocks, committed := w.requests()
 	st := m.Stats()
 	t.Logf("block requests %d, committed requests %d, stats %+v", blocks, committed, st)
@@ -268,12 +263,7 @@ func TestForwardRoutesAroundPrunedPeers(t *testing.T) {
 	}
 	cfg := forwardConfig()
 	c, m := w.client(t, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := m.SyncTo(ctx, w.syncInfo(), w.author()); err != nil {
-		t.Fatal(err)
-	}
-	w.checkSynced(t, c)
+	w.syncAll(t, c, m)
 	mu.Lock()
 	defer mu.Unlock()
 	var pruned, later int64

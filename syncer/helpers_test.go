@@ -1,11 +1,13 @@
 package syncer_test
 
 import (
+	"context"
 	"log/slog"
 	"maps"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -214,6 +216,18 @@ func (w *world) clientWith(t testing.TB, cfg syncer.Config, self peer.ID, p bloc
 
 // checkSynced fails t unless c holds the server's highest QC and committed
 // ledger.
+// syncAll syncs m, the manager of client c, to the world's chain from its
+// author (within a minute) and checks that c holds it.
+func (w *world) syncAll(t testing.TB, c *node, m *syncer.Manager) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := m.SyncTo(ctx, w.syncInfo(), w.author()); err != nil {
+		t.Fatal(err)
+	}
+	w.checkSynced(t, c)
+}
+
 func (w *world) checkSynced(t testing.TB, c *node) {
 	t.Helper()
 	want := w.server.store.HighestQC()

@@ -453,12 +453,7 @@ func TestInterruptedStateSyncCompletesWhenClose(t *testing.T) {
 	if c.ledger.Version() == c.ledger.Committed().Version {
 		t.Fatal("the ledger is not between two committed blocks")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := m.SyncTo(ctx, w.syncInfo(), w.author()); err != nil {
-		t.Fatal(err)
-	}
-	w.checkSynced(t, c)
+	w.syncAll(t, c, m)
 	if m.Stats().FastForwards != 1 {
 		t.Fatalf("%d fast-forwards, want 1", m.Stats().FastForwards)
 	}
