@@ -10,6 +10,7 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/statetree"
 )
 
 // ErrInvalidBatch is returned by [MemStorage.Commit] for a batch that does
@@ -34,6 +35,7 @@ type MemStorage struct {
 	blocks   map[chain.Hash]CommittedBlock
 	rounds   []uint64     // rounds of the archived blocks, ascending
 	byRound  []chain.Hash // ids of the archived blocks, in the order of rounds
+	tree     *statetree.MemStore
 }
 
 // NewMemStorage returns an empty MemStorage.
@@ -148,6 +150,12 @@ func (m *MemStorage) Commit(b *Batch) error {
 		m.rounds = append(m.rounds, cb.Block.Round())
 		m.byRound = append(m.byRound, cb.Block.ID)
 	}
+	for _, tb := range b.Tree {
+		if m.tree == nil {
+			m.tree = statetree.NewMemStore()
+		}
+		m.tree.Apply(tb)
+	}
 	m.frontier = slices.Clone(b.Frontier)
 	if b.LedgerInfo != nil {
 		m.li = cloneLedgerInfo(b.LedgerInfo)
@@ -217,6 +225,16 @@ func (m *MemStorage) check(b *Batch) error {
 		}
 		last = cb.Block.Round()
 	}
+	prev := version
+	for i, tb := range b.Tree {
+		if tb == nil || tb.Version <= prev || tb.Version > end {
+			return fmt.Errorf("%w: tree update %d is nil or not at a version in (%d, %d]", ErrInvalidBatch, i, prev, end)
+		}
+		prev = tb.Version
+	}
+	if end > version && prev != end {
+		return fmt.Errorf("%w: the tree ends at version %d, the batch at %d", ErrInvalidBatch, prev, end)
+	}
 	if b.LedgerInfo != nil && b.LedgerInfo.LedgerInfo.CommitInfo.Version > end {
 		return fmt.Errorf("%w: ledger info at version %d, ledger at %d", ErrInvalidBatch, b.LedgerInfo.LedgerInfo.CommitInfo.Version, end)
 	}
@@ -248,6 +266,17 @@ func cloneLedgerInfo(li *chain.LedgerInfoWithSignatures) *chain.LedgerInfoWithSi
 		c.Signatures[i].Sig = bytes.Clone(c.Signatures[i].Sig)
 	}
 	return &c
+}
+
+// Node implements [statetree.NodeReader].
+func (m *MemStorage) Node(k statetree.NodeKey) (*statetree.Node, error) {
+	m.mu.RLock()
+	t := m.tree
+	m.mu.RUnlock()
+	if t == nil {
+		return nil, fmt.Errorf("%w: %d/%d", statetree.ErrNodeNotFound, k.Version, k.Depth)
+	}
+	return t.Node(k)
 }
 
 // Block implements [Storage]. The block is shared, not copied: blocks are

@@ -4,6 +4,7 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/statetree"
 )
 
 // Storage is the durable part of a ledger. chain/store implements it on
@@ -32,6 +33,11 @@ type Storage interface {
 	// BlocksFrom returns up to limit archived committed blocks of round
 	// fromRound or above, in round order.
 	BlocksFrom(fromRound uint64, limit int) ([]CommittedBlock, error)
+	// NodeReader reads the state tree's committed nodes: those of every
+	// Batch.Tree written and not pruned. The tree of the committed version
+	// V is whole (its root is the node {V, depth 0}; none at version 0,
+	// the empty tree).
+	statetree.NodeReader
 }
 
 // CommittedBlock is a committed block with its executed info, as archived
@@ -90,4 +96,10 @@ type Batch struct {
 	// Blocks are the committed blocks whose transactions Txs are, oldest
 	// first, to archive (none for a state-sync chunk).
 	Blocks []CommittedBlock
+	// Tree are the state tree's updates of the append, oldest first, with
+	// increasing versions above StartVersion, the last one at the version
+	// after the append (none if the append adds no transaction): the nodes
+	// to store, and the nodes they make stale, to record by the version
+	// since which they are (see [statetree.StaleNode]).
+	Tree []*statetree.Batch
 }
