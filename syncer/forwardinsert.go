@@ -168,8 +168,9 @@ func (f *forward) execute(ctx context.Context) {
 			locked = locks.lock(ctx, j.blocks[i].ID) == nil
 		}
 		if locked {
-			for _, b := range f.unknown(j.blocks) {
-				if _, err := l.Execute(b); err != nil {
+			bs := f.unknown(j.blocks)
+			for i, b := range bs[:max(len(bs)-1, 0)] {
+				if _, err := l.ExecuteCertified(b, bs[i+1].QC().CertifiedBlock()); err != nil {
 					break
 				}
 			}

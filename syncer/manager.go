@@ -210,8 +210,8 @@ func (m *Manager) insert(pending []*chain.Block) error {
 	const batch = 256
 	l := m.store.Ledger()
 	execute := func(blocks []*chain.Block) {
-		for _, b := range blocks {
-			if _, err := l.Execute(b); err != nil {
+		for i, b := range blocks[:max(len(blocks)-1, 0)] {
+			if _, err := l.ExecuteCertified(b, blocks[i+1].QC().CertifiedBlock()); err != nil {
 				return
 			}
 		}

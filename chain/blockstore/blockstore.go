@@ -306,7 +306,22 @@ func (s *Store) InsertChain(blocks []*chain.Block) error {
 		if i > 0 && b.ParentID() != blocks[i-1].ID {
 			return fmt.Errorf("blockstore: insert chain: block %s is not a child of %s", b.ID.Short(), blocks[i-1].ID.Short())
 		}
-		info, err := s.ledger.Execute(b)
+		var info chain.BlockInfo
+		var err error
+		if i+1 < len(blocks) {
+			// The next block's QC certifies b: its state root is checked
+			// with the commit's, in one tree update.
+			info, err = s.ledger.ExecuteCertified(b, blocks[i+1].QC().CertifiedBlock())
+		} else {
+			// b's state is computed now, on that of the block this insert
+			// commits (checked first, so that the commit reuses its tree).
+			if c := highestCommit(blocks); c >= 0 && c < i {
+				if err := s.ledger.VerifyState(blocks[c].ID); err != nil {
+					return fmt.Errorf("blockstore: state of %s: %w", blocks[c].ID.Short(), err)
+				}
+			}
+			info, err = s.ledger.Execute(b)
+		}
 		if err != nil {
 			return fmt.Errorf("blockstore: execute %s: %w", b.ID.Short(), err)
 		}
@@ -346,6 +361,18 @@ func (s *Store) InsertChain(blocks []*chain.Block) error {
 		return err
 	}
 	return s.commitLocked(best)
+}
+
+// highestCommit returns the index in blocks of the block that the highest
+// commit among their QCs commits, -1 if none of them.
+func highestCommit(blocks []*chain.Block) int {
+	var best chain.BlockInfo
+	for _, b := range blocks {
+		if c := b.QC().CommitInfo(); !c.IsEmpty() && c.Round > best.Round {
+			best = c
+		}
+	}
+	return slices.IndexFunc(blocks, func(b *chain.Block) bool { return !best.IsEmpty() && b.ID == best.ID })
 }
 
 // insertLocked inserts blocks into the tree, each after the QC it carries.

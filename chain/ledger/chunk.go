@@ -7,6 +7,7 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/statetree"
 )
 
 // Limits of a chunk. They bound what a peer can make a node allocate and
@@ -268,7 +269,15 @@ func (l *Ledger) ApplyChunk(c *Chunk, target *chain.LedgerInfoWithSignatures) er
 		Frontier:     after,
 	}
 	end := c.End()
+	tb, err := statetree.New(l.st).Update(treeBase(version), end, treeWrites(batch.Writes))
+	if err != nil {
+		return fmt.Errorf("ledger: apply chunk: state: %w", err)
+	}
+	batch.Tree = []*statetree.Batch{tb}
 	if end == info.Version {
+		if tb.Root != info.StateRoot {
+			return fmt.Errorf("%w: version %d: computed %s, signed %s", ErrStateRoot, end, tb.Root.Short(), info.StateRoot.Short())
+		}
 		batch.LedgerInfo = target
 	}
 	acc, err := chain.AccumulatorFromFrontier(end, after)
@@ -310,6 +319,12 @@ func (l *Ledger) FastForward(target *chain.LedgerInfoWithSignatures) error {
 	}
 	if root := l.Root(); root != info.ExecutedStateID {
 		return fmt.Errorf("%w: root %s, target root %s", ErrCommitMismatch, root.Short(), info.ExecutedStateID.Short())
+	}
+	switch root, err := durableStateRoot(l.st, version); {
+	case err != nil:
+		return fmt.Errorf("ledger: fast forward: %w", err)
+	case root != info.StateRoot:
+		return fmt.Errorf("%w: version %d: %s, signed %s", ErrStateRoot, version, root.Short(), info.StateRoot.Short())
 	}
 	switch committed := l.Committed(); {
 	case committed == info:

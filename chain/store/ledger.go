@@ -177,6 +177,9 @@ func commit(tx *bolt.Tx, b *ledger.Batch, sc *scratch) error {
 	if err := checkWrites(b); err != nil {
 		return err
 	}
+	if err := checkTree(b, b.StartVersion, end); err != nil {
+		return err
+	}
 	if want := frontierSize(end); len(b.Frontier) != want {
 		return fmt.Errorf("%w: batch ending at version %d has a frontier of %d hashes, want %d",
 			ErrInvalid, end, len(b.Frontier), want)
@@ -189,6 +192,9 @@ func commit(tx *bolt.Tx, b *ledger.Batch, sc *scratch) error {
 		return err
 	}
 	if err := putState(tx, sc, b.Writes, end); err != nil {
+		return err
+	}
+	if err := putTree(tx, b.Tree); err != nil {
 		return err
 	}
 	if err := archive(tx, b.Blocks, end); err != nil {
