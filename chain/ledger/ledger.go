@@ -46,7 +46,7 @@ type result struct {
 	txs    [][]byte           // the block's payload (a reference)
 	nodes  []Node             // accumulator nodes the block's append completes
 
-	treeMu sync.Mutex                 // held while the tree is computed
+	treeMu sync.Mutex                // held while the tree is computed
 	tree   atomic.Pointer[stateTree] // nil: none of its own, or not computed yet
 }
 

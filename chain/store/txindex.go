@@ -257,4 +257,3 @@ func (s *Store) TxVersion(h chain.Hash) (uint64, bool, error) {
 	}
 	return version, ok, nil
 }
-
