@@ -168,12 +168,7 @@ func (f *forward) execute(ctx context.Context) {
 			locked = locks.lock(ctx, j.blocks[i].ID) == nil
 		}
 		if locked {
-			bs := f.unknown(j.blocks)
-			for i, b := range bs[:max(len(bs)-1, 0)] {
-				if _, err := l.ExecuteCertified(b, bs[i+1].QC().CertifiedBlock()); err != nil {
-					break
-				}
-			}
+			_ = l.ExecuteCertifiedChain(f.unknown(j.blocks))
 		}
 		locks.releaseAll()
 		f.executed <- j

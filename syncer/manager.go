@@ -209,13 +209,7 @@ func (m *Manager) insert(pending []*chain.Block) error {
 	}
 	const batch = 256
 	l := m.store.Ledger()
-	execute := func(blocks []*chain.Block) {
-		for i, b := range blocks[:max(len(blocks)-1, 0)] {
-			if _, err := l.ExecuteCertified(b, blocks[i+1].QC().CertifiedBlock()); err != nil {
-				return
-			}
-		}
-	}
+	execute := func(blocks []*chain.Block) { _ = l.ExecuteCertifiedChain(blocks) }
 	for len(pending) > 0 {
 		n := min(batch, len(pending))
 		execute(pending[:n]) // done ahead but for the first batch: lookups only

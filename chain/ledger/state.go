@@ -248,3 +248,18 @@ func (l *Ledger) pathTrees(path []*result) ([]*statetree.Batch, error) {
 	slices.Reverse(out)
 	return out, nil
 }
+
+// ExecuteCertifiedChain executes blocks, oldest first and each the parent
+// of the next, with ExecuteCertified: each but the last is certified by
+// the QC of the block after it. The last is left to the caller, who
+// executes it once it knows its certificate or needs its state. It stops
+// at the first error, which it returns: a pipeline executing ahead of an
+// insert leaves the error to the insert, which executes again.
+func (l *Ledger) ExecuteCertifiedChain(blocks []*chain.Block) error {
+	for i := 0; i+1 < len(blocks); i++ {
+		if _, err := l.ExecuteCertified(blocks[i], blocks[i+1].QC().CertifiedBlock()); err != nil {
+			return err
+		}
+	}
+	return nil
+}

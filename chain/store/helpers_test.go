@@ -170,6 +170,16 @@ func checkLedger(t testing.TB, st *store.Store, m *ledgerSim) {
 		if err != nil || got.Hash() != want.Hash() {
 			t.Fatalf("state tree root at %d = %v, %v; want %s", c.Version, got, err, want.Hash().Short())
 		}
+		// The whole tree is readable (a prune kept it), and holds the state.
+		leaves, err := statetree.New(st).Leaves(c.Version, chain.Hash{}, len(m.state)+1)
+		if err != nil || len(leaves) != len(m.state) {
+			t.Fatalf("state tree at %d: %d leaves, %v; want %d", c.Version, len(leaves), err, len(m.state))
+		}
+		for _, l := range leaves {
+			if want, ok := m.state[string(l.Key)]; !ok || !bytes.Equal(l.Value, want) {
+				t.Fatalf("state tree leaf %x = %x, want %x", l.Key, l.Value, want)
+			}
+		}
 	}
 	if _, ok, err := st.TxVersion(chain.Hash{1}); ok || err != nil {
 		t.Fatalf("TxVersion(unknown) = %v, %v", ok, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"sort"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -12,11 +13,21 @@ import (
 	"github.com/p2pnode/p2pnode/chain/statetree"
 )
 
-// The state tree's buckets: tree_nodes holds the nodes (key
-// NodeKey.AppendBinary, value Node.AppendBinary), tree_stale the nodes
-// that stopped being part of the tree (key: the big-endian version since
-// which, then the NodeKey; no value), so that a prune deletes them in key
-// order. Both grow by version, like an append.
+// The state tree's buckets, one record per tree update (per version):
+//
+//	tree_nodes  version (8 bytes, big endian) -> node run
+//	tree_stale  version                       -> the NodeKeys the update made stale
+//
+// A node run holds the nodes of one version, sorted by depth and path:
+//
+//	count (uint32) | offset of each entry (uint32, from the run's start) | entries
+//	entry: depth (uint16) | path ((depth+7)/8 bytes) | uvarint(len(node)) | Node.AppendBinary
+//
+// and a stale record the keys, each NodeKey.AppendBinary after its uvarint
+// length. One record per update keeps a commit's writes to bbolt at two
+// puts however many nodes it changes (per-node records cost about a
+// microsecond each, more than hashing them), and a lookup is one get and a
+// binary search.
 var (
 	bucketTreeNodes = []byte("tree_nodes")
 	bucketTreeStale = []byte("tree_stale")
@@ -25,13 +36,11 @@ var (
 // Node implements [statetree.NodeReader].
 func (s *Store) Node(k statetree.NodeKey) (*statetree.Node, error) {
 	var n *statetree.Node
-	var kb [8 + 2 + 32]byte
 	err := s.db.View(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bucketTreeNodes).Get(k.AppendBinary(kb[:0]))
-		if raw == nil {
-			return fmt.Errorf("%w: %d/%d", statetree.ErrNodeNotFound, k.Version, k.Depth)
+		raw, err := findNode(tx.Bucket(bucketTreeNodes).Get(versionKey(k.Version)), k)
+		if err != nil || raw == nil {
+			return err
 		}
-		var err error
 		// raw is the file's mapped memory, valid only in this
 		// transaction, and a parsed leaf aliases it.
 		if n, err = statetree.ParseNode(bytes.Clone(raw)); err != nil {
@@ -39,7 +48,109 @@ func (s *Store) Node(k statetree.NodeKey) (*statetree.Node, error) {
 		}
 		return nil
 	})
+	if err == nil && n == nil {
+		err = fmt.Errorf("%w: %d/%d", statetree.ErrNodeNotFound, k.Version, k.Depth)
+	}
 	return n, err
+}
+
+// posKey appends to b the part of k's encoding after its version: depth
+// and path.
+func posKey(b []byte, k statetree.NodeKey) []byte {
+	n := len(b)
+	b = k.AppendBinary(b)
+	return append(b[:n], b[n+8:]...)
+}
+
+// findNode returns the encoded node of k in run, nil if run has none.
+func findNode(run []byte, k statetree.NodeKey) ([]byte, error) {
+	if run == nil {
+		return nil, nil
+	}
+	var kb [2 + 32]byte
+	want := posKey(kb[:0], k)
+	count, err := runCount(run)
+	if err != nil {
+		return nil, err
+	}
+	var found []byte
+	var ferr error
+	i := sort.Search(count, func(i int) bool {
+		key, node, err := runEntry(run, i)
+		if err != nil {
+			ferr = err
+			return true
+		}
+		c := bytes.Compare(key, want)
+		if c == 0 {
+			found = node
+		}
+		return c >= 0
+	})
+	if ferr != nil {
+		return nil, ferr
+	}
+	if i < count && found != nil {
+		return found, nil
+	}
+	return nil, nil
+}
+
+func runCount(run []byte) (int, error) {
+	if len(run) < 4 {
+		return 0, fmt.Errorf("%w: tree node run of %d bytes", ErrCorrupt, len(run))
+	}
+	n := int(binary.BigEndian.Uint32(run))
+	if n == 0 || len(run) < 4+4*n {
+		return 0, fmt.Errorf("%w: tree node run of %d bytes for %d nodes", ErrCorrupt, len(run), n)
+	}
+	return n, nil
+}
+
+// runEntry returns the position key and the encoded node of entry i.
+func runEntry(run []byte, i int) (key, node []byte, err error) {
+	off := int(binary.BigEndian.Uint32(run[4+4*i:]))
+	if off+2 > len(run) {
+		return nil, nil, fmt.Errorf("%w: tree node run entry %d out of range", ErrCorrupt, i)
+	}
+	depth := int(binary.BigEndian.Uint16(run[off:]))
+	end := off + 2 + (depth+7)/8
+	if depth > statetree.MaxDepth || end > len(run) {
+		return nil, nil, fmt.Errorf("%w: tree node run entry %d of depth %d", ErrCorrupt, i, depth)
+	}
+	size, n := binary.Uvarint(run[end:])
+	if n <= 0 || size > uint64(len(run)-end-n) {
+		return nil, nil, fmt.Errorf("%w: tree node run entry %d has a bad size", ErrCorrupt, i)
+	}
+	return run[off:end:end], run[end+n : end+n+int(size) : end+n+int(size)], nil
+}
+
+// encodeRun encodes nodes (of one version, positions distinct) as a run.
+func encodeRun(nodes []statetree.NodeEntry) []byte {
+	type entry struct {
+		from, to int // position key in keys
+		node     int
+	}
+	entries := make([]entry, len(nodes))
+	var keys []byte
+	for i, e := range nodes {
+		from := len(keys)
+		keys = posKey(keys, e.Key)
+		entries[i] = entry{from: from, to: len(keys), node: i}
+	}
+	key := func(e entry) []byte { return keys[e.from:e.to] }
+	slices.SortFunc(entries, func(a, b entry) int { return bytes.Compare(key(a), key(b)) })
+	run := make([]byte, 4+4*len(entries), 4+4*len(entries)+len(keys)+len(nodes)*80)
+	binary.BigEndian.PutUint32(run, uint32(len(entries)))
+	var nb []byte
+	for i, e := range entries {
+		binary.BigEndian.PutUint32(run[4+4*i:], uint32(len(run)))
+		run = append(run, key(e)...)
+		nb = nodes[e.node].Node.AppendBinary(nb[:0])
+		run = binary.AppendUvarint(run, uint64(len(nb)))
+		run = append(run, nb...)
+	}
+	return run
 }
 
 // checkTree checks that the tree updates of a batch from version start to
@@ -59,49 +170,34 @@ func checkTree(b *ledger.Batch, start, end uint64) error {
 	return nil
 }
 
-// putTree writes the nodes and stale records of trees, each update's nodes
-// in key order. bbolt keeps the keys and values it is given until the
-// transaction ends, so each update is encoded into buffers of its own.
+// putTree writes the node run and the stale record of each update of
+// trees.
 func putTree(tx *bolt.Tx, trees []*statetree.Batch) error {
 	nodes, stale := tx.Bucket(bucketTreeNodes), tx.Bucket(bucketTreeStale)
 	nodes.FillPercent, stale.FillPercent = appendFillPercent, appendFillPercent
-	type span struct{ from, mid, to int } // key buf[from:mid], value buf[mid:to]
 	for _, tb := range trees {
-		var buf []byte
-		spans := make([]span, len(tb.Nodes))
-		for i, e := range tb.Nodes {
-			spans[i].from = len(buf)
-			buf = e.Key.AppendBinary(buf)
-			spans[i].mid = len(buf)
-			buf = e.Node.AppendBinary(buf)
-			spans[i].to = len(buf)
-		}
-		slices.SortFunc(spans, func(a, b span) int { return bytes.Compare(buf[a.from:a.mid], buf[b.from:b.mid]) })
-		for _, p := range spans {
-			if err := nodes.Put(buf[p.from:p.mid:p.mid], buf[p.mid:p.to:p.to]); err != nil {
-				return fmt.Errorf("store: put tree node: %w", err)
+		for _, e := range tb.Nodes {
+			if e.Key.Version != tb.Version {
+				return fmt.Errorf("%w: tree update of version %d writes a node of version %d", ErrInvalid, tb.Version, e.Key.Version)
 			}
 		}
-		// Stale records too go in key order: bbolt inserts into a page in
-		// memory until the transaction commits, and an insert in the
-		// middle of a large one moves the rest.
-		const keySize = 8 + 2 + 32
-		keys := make([]byte, 0, len(tb.Stale)*keySize)
-		ends := make([]int, len(tb.Stale)+1)
-		for i, s := range tb.Stale {
-			keys = binary.BigEndian.AppendUint64(keys, s.StaleSince)
-			keys = s.Key.AppendBinary(keys)
-			ends[i+1] = len(keys)
+		if len(tb.Nodes) > 0 {
+			if err := nodes.Put(versionKey(tb.Version), encodeRun(tb.Nodes)); err != nil {
+				return fmt.Errorf("store: put tree nodes of version %d: %w", tb.Version, err)
+			}
 		}
-		order := make([]int, len(tb.Stale))
-		for i := range order {
-			order[i] = i
-		}
-		key := func(i int) []byte { return keys[ends[i]:ends[i+1]:ends[i+1]] }
-		slices.SortFunc(order, func(a, b int) int { return bytes.Compare(key(a), key(b)) })
-		for _, i := range order {
-			if err := stale.Put(key(i), nil); err != nil {
-				return fmt.Errorf("store: put stale tree node: %w", err)
+		if len(tb.Stale) > 0 {
+			var rec []byte
+			for _, s := range tb.Stale {
+				if s.StaleSince != tb.Version {
+					return fmt.Errorf("%w: tree update of version %d makes a node stale since %d", ErrInvalid, tb.Version, s.StaleSince)
+				}
+				k := s.Key.AppendBinary(nil)
+				rec = binary.AppendUvarint(rec, uint64(len(k)))
+				rec = append(rec, k...)
+			}
+			if err := stale.Put(versionKey(tb.Version), rec); err != nil {
+				return fmt.Errorf("store: put stale tree nodes of version %d: %w", tb.Version, err)
 			}
 		}
 	}
@@ -109,25 +205,76 @@ func putTree(tx *bolt.Tx, trees []*statetree.Batch) error {
 }
 
 // pruneTree deletes the tree nodes stale since version w or before, and
-// their records: every tree of a version at or above w stays whole. It
-// returns how many nodes it deleted.
+// their records: every tree of a version at or above w stays whole. The
+// runs that lose nodes are written again without them, or deleted when
+// empty. It returns how many nodes it deleted.
 func pruneTree(tx *bolt.Tx, w uint64) (int, error) {
 	nodes, stale := tx.Bucket(bucketTreeNodes), tx.Bucket(bucketTreeStale)
+	doomed := make(map[uint64][]statetree.NodeKey) // by the version of their run
+	var records [][]byte
 	c := stale.Cursor()
-	n := 0
-	// A cursor's Next after a Delete may skip a key: start again from
-	// the first record after each deletion.
-	for k, _ := c.First(); k != nil; k, _ = c.First() {
-		if len(k) < 8 || binary.BigEndian.Uint64(k) > w {
-			break
+	for k, v := c.First(); k != nil && binary.BigEndian.Uint64(k) <= w; k, v = c.Next() {
+		records = append(records, bytes.Clone(k))
+		for len(v) > 0 {
+			size, n := binary.Uvarint(v)
+			if n <= 0 || size > uint64(len(v)-n) {
+				return 0, fmt.Errorf("%w: stale tree record %d", ErrCorrupt, binary.BigEndian.Uint64(k))
+			}
+			nk, err := statetree.ParseNodeKey(v[n : n+int(size)])
+			if err != nil {
+				return 0, fmt.Errorf("%w: stale tree record %d: %w", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+			}
+			doomed[nk.Version] = append(doomed[nk.Version], nk)
+			v = v[n+int(size):]
 		}
-		if err := nodes.Delete(k[8:]); err != nil {
-			return 0, fmt.Errorf("store: prune tree node: %w", err)
-		}
-		if err := c.Delete(); err != nil {
-			return 0, fmt.Errorf("store: prune stale record: %w", err)
-		}
-		n++
 	}
-	return n, nil
+	deleted := 0
+	for version, keys := range doomed {
+		run := nodes.Get(versionKey(version))
+		if run == nil {
+			continue
+		}
+		count, err := runCount(run)
+		if err != nil {
+			return 0, err
+		}
+		gone := make(map[string]bool, len(keys))
+		for _, k := range keys {
+			gone[string(posKey(nil, k))] = true
+		}
+		var keep []statetree.NodeEntry
+		for i := range count {
+			key, node, err := runEntry(run, i)
+			if err != nil {
+				return 0, err
+			}
+			if gone[string(key)] {
+				deleted++
+				continue
+			}
+			nk, err := statetree.ParseNodeKey(append(versionKey(version), key...))
+			if err != nil {
+				return 0, fmt.Errorf("%w: tree node run %d: %w", ErrCorrupt, version, err)
+			}
+			n, err := statetree.ParseNode(bytes.Clone(node))
+			if err != nil {
+				return 0, fmt.Errorf("%w: tree node run %d: %w", ErrCorrupt, version, err)
+			}
+			keep = append(keep, statetree.NodeEntry{Key: nk, Node: n})
+		}
+		if len(keep) == 0 {
+			err = nodes.Delete(versionKey(version))
+		} else if len(keep) < count {
+			err = nodes.Put(versionKey(version), encodeRun(keep))
+		}
+		if err != nil {
+			return 0, fmt.Errorf("store: prune tree nodes of version %d: %w", version, err)
+		}
+	}
+	for _, k := range records {
+		if err := stale.Delete(k); err != nil {
+			return 0, fmt.Errorf("store: prune stale tree record: %w", err)
+		}
+	}
+	return deleted, nil
 }

@@ -85,11 +85,7 @@ func ceilingBlocks(ctx context.Context, c *chainFile, workDir string) (time.Dura
 	wg.Go(func() {
 		defer close(executed)
 		for blocks := range verified {
-			for _, b := range blocks {
-				if _, err := l.Execute(b); err != nil {
-					break // InsertChain executes again and reports it
-				}
-			}
+			_ = l.ExecuteCertifiedChain(blocks) // InsertChain executes again and reports errors
 			select {
 			case executed <- blocks:
 			case <-cctx.Done():
