@@ -105,7 +105,16 @@ func (m *Manager) syncTo(ctx context.Context, si *chain.SyncInfo, from peer.ID) 
 	if err := m.fetchQuorumCert(ctx, si.HighestCommitCert, from, banned); err != nil {
 		return err
 	}
-	return m.fetchQuorumCert(ctx, si.HighestQC, from, banned)
+	if err := m.fetchQuorumCert(ctx, si.HighestQC, from, banned); err != nil {
+		return err
+	}
+	// The sync deferred the blocks' state roots: the state tree catches up
+	// with the committed ledger and its root is checked against the signed
+	// one, so that a synced node holds a verified state.
+	if err := m.store.Ledger().Settle(); err != nil {
+		return fmt.Errorf("syncer: state after the sync: %w", err)
+	}
+	return nil
 }
 
 // FetchQuorumCert inserts qc, fetching first the block it certifies and
@@ -176,7 +185,7 @@ func (m *Manager) fetchQuorumCert(ctx context.Context, qc chain.QuorumCert, pref
 		next = pending[len(pending)-1].QC()
 	}
 	slices.Reverse(pending)
-	if err := m.insert(pending); err != nil {
+	if err := m.insert(pending, &qc); err != nil {
 		return err
 	}
 	return m.store.InsertQC(qc)
@@ -192,7 +201,12 @@ func (m *Manager) fetchQuorumCert(ctx context.Context, qc chain.QuorumCert, pref
 // InsertChain finds the results ready. A failed execution ahead is simply
 // done again by InsertChain, which reports the error; results left over
 // by a failed insert are dropped by the ledger's next commit past them.
-func (m *Manager) insert(pending []*chain.Block) error {
+//
+// cert, if not nil, certifies the last pending block; each batch's last
+// block is certified by the first of the next batch. So every block's
+// state root is deferred, and the ledger's state tree follows in large
+// updates (see ledger.ExecuteCertified).
+func (m *Manager) insert(pending []*chain.Block, cert *chain.QuorumCert) error {
 	if m.cfg.BlocksPerRequest == 1 {
 		for _, b := range pending {
 			if b.Round() <= m.store.Root().Info.Round {
@@ -217,7 +231,11 @@ func (m *Manager) insert(pending []*chain.Block) error {
 		if rest := pending[n:]; len(rest) > 0 {
 			ahead.Go(func() { execute(rest[:min(batch, len(rest))]) })
 		}
-		err := m.store.InsertChain(pending[:n])
+		last := cert
+		if n < len(pending) {
+			last = pending[n].QC()
+		}
+		err := m.store.InsertChainCertified(pending[:n], last)
 		ahead.Wait()
 		if err != nil {
 			return err

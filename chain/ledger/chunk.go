@@ -269,15 +269,21 @@ func (l *Ledger) ApplyChunk(c *Chunk, target *chain.LedgerInfoWithSignatures) er
 		Frontier:     after,
 	}
 	end := c.End()
-	tb, err := statetree.New(l.st).Update(treeBase(version), end, treeWrites(batch.Writes))
-	if err != nil {
-		return fmt.Errorf("ledger: apply chunk: state: %w", err)
-	}
-	batch.Tree = []*statetree.Batch{tb}
 	if end == info.Version {
+		// The last chunk: the tree follows the transactions up to it,
+		// then takes its writes in the same batch, whose root must be the
+		// target's.
+		if err := l.catchUpLocked(version, nil); err != nil {
+			return fmt.Errorf("ledger: apply chunk: %w", err)
+		}
+		tb, err := statetree.New(l.st).Update(treeBase(version), end, treeWrites(batch.Writes))
+		if err != nil {
+			return fmt.Errorf("ledger: apply chunk: state: %w", err)
+		}
 		if tb.Root != info.StateRoot {
 			return fmt.Errorf("%w: version %d: computed %s, signed %s", ErrStateRoot, end, tb.Root.Short(), info.StateRoot.Short())
 		}
+		batch.Tree = []*statetree.Batch{tb}
 		batch.LedgerInfo = target
 	}
 	acc, err := chain.AccumulatorFromFrontier(end, after)
@@ -289,12 +295,17 @@ func (l *Ledger) ApplyChunk(c *Chunk, target *chain.LedgerInfoWithSignatures) er
 	}
 
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.version, l.acc = end, acc
 	if batch.LedgerInfo != nil {
 		l.li, l.committed = target, info
+		l.treeVersion = end
 	}
 	clear(l.results)
+	behind := l.version - l.treeVersion
+	l.mu.Unlock()
+	if behind >= treeLag {
+		return l.catchUpLocked(end, nil)
+	}
 	return nil
 }
 
@@ -319,6 +330,9 @@ func (l *Ledger) FastForward(target *chain.LedgerInfoWithSignatures) error {
 	}
 	if root := l.Root(); root != info.ExecutedStateID {
 		return fmt.Errorf("%w: root %s, target root %s", ErrCommitMismatch, root.Short(), info.ExecutedStateID.Short())
+	}
+	if err := l.catchUpLocked(version, &info.StateRoot); err != nil {
+		return fmt.Errorf("ledger: fast forward: %w", err)
 	}
 	switch root, err := durableStateRoot(l.st, version); {
 	case err != nil:

@@ -27,8 +27,9 @@ type Ledger struct {
 	// writeMu serialises the writers; it is taken before mu.
 	writeMu sync.Mutex
 
-	mu        sync.Mutex
-	version   uint64             // number of durable transactions
+	mu          sync.Mutex
+	version     uint64             // number of durable transactions
+	treeVersion uint64             // version of the durable state tree, at most version
 	acc       *chain.Accumulator // durable accumulator, size version; never mutated
 	li        *chain.LedgerInfoWithSignatures
 	committed chain.BlockInfo
@@ -74,6 +75,8 @@ func New(st Storage, g *chain.Genesis) (*Ledger, error) {
 		acc:     acc,
 		li:      c.LedgerInfo,
 		results: make(map[chain.Hash]*result),
+
+		treeVersion: c.TreeVersion,
 	}
 	l.committed = l.genesis
 	if c.LedgerInfo != nil {
@@ -85,11 +88,11 @@ func New(st Storage, g *chain.Genesis) (*Ledger, error) {
 	case l.committed.Version == c.Version && acc.Root() != l.committed.ExecutedStateID:
 		return nil, fmt.Errorf("%w: accumulator root %s, committed state %s", ErrCorrupt, acc.Root().Short(), l.committed.ExecutedStateID.Short())
 	}
-	root, err := durableStateRoot(st, c.Version)
+	root, err := durableStateRoot(st, c.TreeVersion)
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("%w: state tree at version %d: %w", ErrCorrupt, c.Version, err)
-	case l.committed.Version == c.Version && root != l.committed.StateRoot:
+		return nil, fmt.Errorf("%w: state tree at version %d: %w", ErrCorrupt, c.TreeVersion, err)
+	case l.committed.Version == c.TreeVersion && root != l.committed.StateRoot:
 		return nil, fmt.Errorf("%w: state root %s, committed state root %s", ErrCorrupt, root.Short(), l.committed.StateRoot.Short())
 	}
 	return l, nil
@@ -221,6 +224,9 @@ func (l *Ledger) execute(b *chain.Block, quorum *chain.BlockInfo) (chain.BlockIn
 	case quorum != nil:
 		root = quorum.StateRoot
 	default:
+		if err := l.settleIfBehind(); err != nil {
+			return chain.BlockInfo{}, err
+		}
 		v, err := l.viewOf(lineage)
 		if err != nil {
 			return chain.BlockInfo{}, err
@@ -312,6 +318,7 @@ func (l *Ledger) CommitWith(blocks []*chain.Block, li *chain.LedgerInfoWithSigna
 		path[i], parent = r, b.ID
 	}
 	start := l.version
+	eager := l.treeVersion == start && treesComputed(path)
 	l.mu.Unlock()
 
 	var err error
@@ -334,8 +341,10 @@ func (l *Ledger) CommitWith(blocks []*chain.Block, li *chain.LedgerInfoWithSigna
 		batch.Nodes = append(batch.Nodes, r.nodes...)
 	}
 	batch.Writes = stateWrites(start, batch.Txs)
-	if batch.Tree, err = l.pathTrees(path); err != nil {
-		return fmt.Errorf("ledger: commit: %w", err)
+	if eager {
+		if batch.Tree, err = l.pathTrees(path); err != nil {
+			return fmt.Errorf("ledger: commit: %w", err)
+		}
 	}
 	batch.Blocks = make([]CommittedBlock, len(blocks))
 	for i, b := range blocks {
@@ -346,8 +355,10 @@ func (l *Ledger) CommitWith(blocks []*chain.Block, li *chain.LedgerInfoWithSigna
 	}
 
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.version, l.acc, l.li, l.committed = last.info.Version, last.acc, li, target
+	if n := len(batch.Tree); n > 0 {
+		l.treeVersion = batch.Tree[n-1].Version
+	}
 	for _, b := range blocks {
 		delete(l.results, b.ID)
 	}
@@ -355,6 +366,11 @@ func (l *Ledger) CommitWith(blocks []*chain.Block, li *chain.LedgerInfoWithSigna
 		if r.info.Round <= target.Round {
 			delete(l.results, id)
 		}
+	}
+	behind := l.version - l.treeVersion
+	l.mu.Unlock()
+	if behind >= treeLag {
+		return l.catchUpLocked(target.Version, &target.StateRoot)
 	}
 	return nil
 }

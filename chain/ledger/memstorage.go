@@ -36,6 +36,7 @@ type MemStorage struct {
 	rounds   []uint64     // rounds of the archived blocks, ascending
 	byRound  []chain.Hash // ids of the archived blocks, in the order of rounds
 	tree     *statetree.MemStore
+	treeVer  uint64
 }
 
 // NewMemStorage returns an empty MemStorage.
@@ -46,9 +47,10 @@ func (m *MemStorage) Committed() (Committed, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return Committed{
-		Version:    m.txs.len(),
-		Frontier:   slices.Clone(m.frontier),
-		LedgerInfo: cloneLedgerInfo(m.li),
+		Version:     m.txs.len(),
+		Frontier:    slices.Clone(m.frontier),
+		LedgerInfo:  cloneLedgerInfo(m.li),
+		TreeVersion: m.treeVer,
 	}, nil
 }
 
@@ -155,6 +157,7 @@ func (m *MemStorage) Commit(b *Batch) error {
 			m.tree = statetree.NewMemStore()
 		}
 		m.tree.Apply(tb)
+		m.treeVer = tb.Version
 	}
 	m.frontier = slices.Clone(b.Frontier)
 	if b.LedgerInfo != nil {
@@ -225,15 +228,12 @@ func (m *MemStorage) check(b *Batch) error {
 		}
 		last = cb.Block.Round()
 	}
-	prev := version
+	prev := m.treeVer
 	for i, tb := range b.Tree {
 		if tb == nil || tb.Version <= prev || tb.Version > end {
 			return fmt.Errorf("%w: tree update %d is nil or not at a version in (%d, %d]", ErrInvalidBatch, i, prev, end)
 		}
 		prev = tb.Version
-	}
-	if end > version && prev != end {
-		return fmt.Errorf("%w: the tree ends at version %d, the batch at %d", ErrInvalidBatch, prev, end)
 	}
 	if b.LedgerInfo != nil && b.LedgerInfo.LedgerInfo.CommitInfo.Version > end {
 		return fmt.Errorf("%w: ledger info at version %d, ledger at %d", ErrInvalidBatch, b.LedgerInfo.LedgerInfo.CommitInfo.Version, end)

@@ -79,9 +79,9 @@ func TestMemStorageRejectsAtomically(t *testing.T) {
 		{"empty key", func(b *ledger.Batch) { b.Writes[0].Key = nil }},
 		{"write of another tx", func(b *ledger.Batch) { b.Writes[0].Version = 1 }},
 		{"write outside the batch", func(b *ledger.Batch) { b.Writes[0].Version = 4 }},
-		{"no tree", func(b *ledger.Batch) { b.Tree = nil }},
-		{"tree short of the batch", func(b *ledger.Batch) { b.Tree[0].Version = 3 }},
+		{"tree not above the stored one", func(b *ledger.Batch) { b.Tree[0].Version = 0 }},
 		{"tree past the batch", func(b *ledger.Batch) { b.Tree[0].Version = 5 }},
+		{"trees out of order", func(b *ledger.Batch) { b.Tree = append(b.Tree, b.Tree[0]) }},
 		{"ledger info past version", func(b *ledger.Batch) {
 			b.LedgerInfo = &chain.LedgerInfoWithSignatures{LedgerInfo: chain.LedgerInfo{CommitInfo: chain.BlockInfo{Version: 5}}}
 		}},

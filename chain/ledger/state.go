@@ -192,6 +192,9 @@ func (l *Ledger) VerifyState(id chain.Hash) error {
 	}
 	lineage := l.lineage(r)
 	l.mu.Unlock()
+	if err := l.settleIfBehind(); err != nil {
+		return err
+	}
 	_, err := l.viewOf(lineage)
 	return err
 }
@@ -209,10 +212,10 @@ func durableStateRoot(st statetree.NodeReader, version uint64) (chain.Hash, erro
 	return n.Hash(), nil
 }
 
-// StateRoot returns the root of the durable state tree: of the committed
-// block's state, or in the middle of a state sync of Version()'s.
+// StateRoot returns the root of the durable state tree, of the state at
+// TreeVersion().
 func (l *Ledger) StateRoot() (chain.Hash, error) {
-	return durableStateRoot(l.st, l.Version())
+	return durableStateRoot(l.st, l.TreeVersion())
 }
 
 // pathTrees returns the state trees a commit of path (oldest first, from a
@@ -262,4 +265,101 @@ func (l *Ledger) ExecuteCertifiedChain(blocks []*chain.Block) error {
 		}
 	}
 	return nil
+}
+
+// The durable state tree may lag the transactions: a commit of blocks
+// whose roots were deferred stores no tree, and the tree follows in
+// updates of up to treeStep transactions once it is treeLag behind, or
+// when its state is needed ([Ledger.Settle]). Large updates share the
+// upper nodes of many writes: a tree of a million keys costs about two
+// stored nodes a write built at once, against eight or more in updates of
+// a block batch.
+const (
+	treeLag  = 1 << 18
+	treeStep = 1 << 18
+)
+
+// treesComputed reports whether the newest block of path that owns a tree
+// has it computed already (or none owns one): a commit of path then
+// stores the trees at no cost.
+func treesComputed(path []*result) bool {
+	for i := len(path) - 1; i >= 0; i-- {
+		if path[i].ownsTree() {
+			return path[i].loadTree() != nil
+		}
+	}
+	return true
+}
+
+// TreeVersion returns the version of the durable state tree: Version(),
+// unless the tree lags behind a sync's transactions.
+func (l *Ledger) TreeVersion() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.treeVersion
+}
+
+// Settle brings the durable state tree up to the durable transactions and,
+// at the committed version, checks its root against the committed block's
+// signed one (ErrStateRoot). A node that synced settles before it serves
+// state or executes a block of its own; Execute settles when it has to.
+func (l *Ledger) Settle() error {
+	l.mu.Lock()
+	to, c := l.version, l.committed
+	l.mu.Unlock()
+	var want *chain.Hash
+	if to == c.Version {
+		want = &c.StateRoot
+	}
+	return l.catchUp(to, want)
+}
+
+// settleIfBehind settles a ledger whose tree lags its transactions.
+func (l *Ledger) settleIfBehind() error {
+	l.mu.Lock()
+	behind := l.treeVersion < l.version
+	l.mu.Unlock()
+	if !behind {
+		return nil
+	}
+	return l.Settle()
+}
+
+// catchUp updates the durable state tree to version to, in steps of at
+// most treeStep transactions read back from the storage, each written on
+// its own; the root at to must be want, if not nil.
+func (l *Ledger) catchUp(to uint64, want *chain.Hash) error {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	return l.catchUpLocked(to, want)
+}
+
+// catchUpLocked is catchUp with writeMu held.
+func (l *Ledger) catchUpLocked(to uint64, want *chain.Hash) error {
+	for {
+		l.mu.Lock()
+		from, version, frontier := l.treeVersion, l.version, l.acc.Frontier()
+		l.mu.Unlock()
+		if from >= to {
+			return nil
+		}
+		n := min(to-from, treeStep)
+		txs, err := l.st.Txs(from, n)
+		if err != nil {
+			return fmt.Errorf("ledger: state tree from version %d: %w", from, err)
+		}
+		tb, err := statetree.New(l.st).Update(treeBase(from), from+n, treeWrites(stateWrites(from, txs)))
+		if err != nil {
+			return fmt.Errorf("ledger: state tree from version %d: %w", from, err)
+		}
+		if from+n == to && want != nil && tb.Root != *want {
+			return fmt.Errorf("%w: version %d: computed %s, signed %s", ErrStateRoot, to, tb.Root.Short(), want.Short())
+		}
+		if err := l.st.Commit(&Batch{StartVersion: version, Frontier: frontier, Tree: []*statetree.Batch{tb}}); err != nil {
+			return fmt.Errorf("ledger: state tree to version %d: %w", from+n, err)
+		}
+		l.mu.Lock()
+		l.treeVersion = from + n
+		l.mu.Unlock()
+	}
 }

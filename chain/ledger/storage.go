@@ -34,8 +34,8 @@ type Storage interface {
 	// fromRound or above, in round order.
 	BlocksFrom(fromRound uint64, limit int) ([]CommittedBlock, error)
 	// NodeReader reads the state tree's committed nodes: those of every
-	// Batch.Tree written and not pruned. The tree of the committed version
-	// V is whole (its root is the node {V, depth 0}; none at version 0,
+	// Batch.Tree written and not pruned. The tree of Committed().TreeVersion
+	// T is whole (its root is the node {T, depth 0}; none at version 0,
 	// the empty tree).
 	statetree.NodeReader
 }
@@ -60,6 +60,10 @@ type Committed struct {
 	// Version may be past LedgerInfo.CommitInfo.Version: transactions up to
 	// Version are applied and verified, but no later block is committed yet.
 	LedgerInfo *chain.LedgerInfoWithSignatures
+	// TreeVersion is the version of the stored state tree: at most
+	// Version. The tree follows the transactions, in large updates, when
+	// a sync defers it.
+	TreeVersion uint64
 }
 
 // Node is one accumulator node: the root of a perfect subtree.
@@ -96,10 +100,11 @@ type Batch struct {
 	// Blocks are the committed blocks whose transactions Txs are, oldest
 	// first, to archive (none for a state-sync chunk).
 	Blocks []CommittedBlock
-	// Tree are the state tree's updates of the append, oldest first, with
-	// increasing versions above StartVersion, the last one at the version
-	// after the append (none if the append adds no transaction): the nodes
-	// to store, and the nodes they make stale, to record by the version
-	// since which they are (see [statetree.StaleNode]).
+	// Tree are updates of the state tree, oldest first, with increasing
+	// versions above the stored tree's version, at most the version after
+	// the append; the last becomes Committed().TreeVersion. Each has the
+	// nodes to store, and the nodes it makes stale, recorded by the
+	// version since which they are (see [statetree.StaleNode]). A batch
+	// may carry none (the tree then lags) or consist of them alone.
 	Tree []*statetree.Batch
 }

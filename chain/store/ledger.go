@@ -18,10 +18,11 @@ const appendFillPercent = 0.9
 
 // committedRecord is the stored summary of the ledger.
 type committedRecord struct {
-	_          struct{} `cbor:",toarray"`
-	Version    uint64
-	Frontier   []chain.Hash
-	LedgerInfo *chain.LedgerInfoWithSignatures
+	_           struct{} `cbor:",toarray"`
+	Version     uint64
+	Frontier    []chain.Hash
+	LedgerInfo  *chain.LedgerInfoWithSignatures
+	TreeVersion uint64
 }
 
 // frontierSize is the number of hashes in the compact range [0, version).
@@ -52,13 +53,16 @@ func readCommitted(tx *bolt.Tx) (ledger.Committed, error) {
 		return ledger.Committed{}, fmt.Errorf("%w: ledger at version %d has a frontier of %d hashes, want %d",
 			ErrCorrupt, rec.Version, len(rec.Frontier), want)
 	}
+	if rec.TreeVersion > rec.Version {
+		return ledger.Committed{}, fmt.Errorf("%w: ledger at version %d has a state tree at version %d", ErrCorrupt, rec.Version, rec.TreeVersion)
+	}
 	if rec.LedgerInfo != nil {
 		if v := rec.LedgerInfo.LedgerInfo.CommitInfo.Version; v > rec.Version {
 			return ledger.Committed{}, fmt.Errorf("%w: ledger at version %d has a ledger info committing version %d",
 				ErrCorrupt, rec.Version, v)
 		}
 	}
-	return ledger.Committed{Version: rec.Version, Frontier: rec.Frontier, LedgerInfo: rec.LedgerInfo}, nil
+	return ledger.Committed{Version: rec.Version, Frontier: rec.Frontier, LedgerInfo: rec.LedgerInfo, TreeVersion: rec.TreeVersion}, nil
 }
 
 // Txs returns the committed transactions of versions [start, start+n); the
@@ -177,7 +181,7 @@ func commit(tx *bolt.Tx, b *ledger.Batch, sc *scratch) error {
 	if err := checkWrites(b); err != nil {
 		return err
 	}
-	if err := checkTree(b, b.StartVersion, end); err != nil {
+	if err := checkTree(b, cur.TreeVersion, end); err != nil {
 		return err
 	}
 	if want := frontierSize(end); len(b.Frontier) != want {
@@ -200,7 +204,10 @@ func commit(tx *bolt.Tx, b *ledger.Batch, sc *scratch) error {
 	if err := archive(tx, b.Blocks, end); err != nil {
 		return err
 	}
-	rec := committedRecord{Version: end, Frontier: b.Frontier, LedgerInfo: cur.LedgerInfo}
+	rec := committedRecord{Version: end, Frontier: b.Frontier, LedgerInfo: cur.LedgerInfo, TreeVersion: cur.TreeVersion}
+	if n := len(b.Tree); n > 0 {
+		rec.TreeVersion = b.Tree[n-1].Version
+	}
 	if b.LedgerInfo != nil {
 		rec.LedgerInfo = b.LedgerInfo
 	}

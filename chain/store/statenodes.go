@@ -153,19 +153,15 @@ func encodeRun(nodes []statetree.NodeEntry) []byte {
 	return run
 }
 
-// checkTree checks that the tree updates of a batch from version start to
-// end have increasing versions in (start, end], the last at end if the
-// batch appends anything.
-func checkTree(b *ledger.Batch, start, end uint64) error {
-	prev := start
+// checkTree checks that the tree updates of a batch ending at version end
+// have increasing versions above the stored tree's, at most end.
+func checkTree(b *ledger.Batch, treeVersion, end uint64) error {
+	prev := treeVersion
 	for i, tb := range b.Tree {
 		if tb == nil || tb.Version <= prev || tb.Version > end {
 			return fmt.Errorf("%w: tree update %d is nil or not at a version in (%d, %d]", ErrInvalid, i, prev, end)
 		}
 		prev = tb.Version
-	}
-	if end > start && prev != end {
-		return fmt.Errorf("%w: the state tree ends at version %d, the batch at %d", ErrInvalid, prev, end)
 	}
 	return nil
 }

@@ -93,10 +93,20 @@ func ceilingBlocks(ctx context.Context, c *chainFile, workDir string) (time.Dura
 			}
 		}
 	})
+	// Each batch is inserted once the next arrives, with the QC of the
+	// next one's first block that certifies its last, as a sync does; the
+	// state tree is settled at the end.
+	var prev []*chain.Block
 	for blocks := range executed {
-		if err = o.Blocks.InsertChain(blocks); err != nil {
-			break
+		if prev != nil {
+			if err = o.Blocks.InsertChainCertified(prev, blocks[0].QC()); err != nil {
+				break
+			}
 		}
+		prev = blocks
+	}
+	if err == nil && prev != nil {
+		err = o.Blocks.InsertChainCertified(prev, &c.meta.LastQC)
 	}
 	cancel()
 	wg.Wait()
@@ -105,6 +115,9 @@ func ceilingBlocks(ctx context.Context, c *chainFile, workDir string) (time.Dura
 	}
 	if err == nil {
 		err = o.Blocks.InsertQC(c.meta.LastQC)
+	}
+	if err == nil {
+		err = o.Ledger.Settle()
 	}
 	took := time.Since(began)
 	if err != nil {
