@@ -152,11 +152,25 @@ func (s *Store) Get(key []byte) ([]byte, bool, error) {
 // [ErrInvalid]. Either way nothing is written. Safe for concurrent use; the
 // ledger is its only caller.
 func (s *Store) Commit(b *ledger.Batch) error {
-	err := s.update(func(tx *bolt.Tx) error { return commit(tx, b, &s.scratch) })
+	var run *nodeRun
+	err := s.update(func(tx *bolt.Tx) error {
+		err := commit(tx, b, &s.scratch)
+		run, s.scratch.run = s.scratch.run, nil
+		return err
+	})
 	if err == nil {
 		s.indexed(b)
+		s.published(run)
 	}
 	return err
+}
+
+// published makes run, written by a committed transaction, the run read
+// from memory; nil changes nothing.
+func (s *Store) published(run *nodeRun) {
+	if run != nil {
+		s.lastRun.Store(run)
+	}
 }
 
 // commit is Commit within tx, encoding runs in buffers of sc.
@@ -198,8 +212,12 @@ func commit(tx *bolt.Tx, b *ledger.Batch, sc *scratch) error {
 	if err := putState(tx, sc, b.Writes, end); err != nil {
 		return err
 	}
-	if err := putTree(tx, b.Tree); err != nil {
+	run, err := putTree(tx, b.Tree)
+	if err != nil {
 		return err
+	}
+	if run != nil {
+		sc.run = run
 	}
 	if err := archive(tx, b.Blocks, end); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/p2pnode/p2pnode/chain/internal/prefixsort"
 	"github.com/p2pnode/p2pnode/chain/ledger"
 	"github.com/p2pnode/p2pnode/chain/statetree"
 )
@@ -33,8 +34,22 @@ var (
 	bucketTreeStale = []byte("tree_stale")
 )
 
-// Node implements [statetree.NodeReader].
+// nodeRun is an encoded node run of a version.
+type nodeRun struct {
+	version uint64
+	run     []byte
+}
+
+// Node implements [statetree.NodeReader]. The nodes of the run written
+// last are read from memory: the next update of the tree reads its upper
+// nodes there, and after a large update nearly all of them.
 func (s *Store) Node(k statetree.NodeKey) (*statetree.Node, error) {
+	if r := s.lastRun.Load(); r != nil && r.version == k.Version {
+		raw, err := findNode(r.run, k)
+		if err == nil && raw != nil {
+			return statetree.ParseNode(raw) // r.run is never modified
+		}
+	}
 	var n *statetree.Node
 	err := s.db.View(func(tx *bolt.Tx) error {
 		raw, err := findNode(tx.Bucket(bucketTreeNodes).Get(versionKey(k.Version)), k)
@@ -125,32 +140,76 @@ func runEntry(run []byte, i int) (key, node []byte, err error) {
 	return run[off:end:end], run[end+n : end+n+int(size) : end+n+int(size)], nil
 }
 
-// encodeRun encodes nodes (of one version, positions distinct) as a run.
+// encodeRun encodes nodes (of one version, positions distinct) as a run,
+// in one allocation of its exact size: runs reach tens of megabytes in a
+// sync, where growing the buffer cost more than encoding it.
 func encodeRun(nodes []statetree.NodeEntry) []byte {
 	type entry struct {
-		from, to int // position key in keys
-		node     int
+		prefix uint64 // the position key's first 8 bytes
+		node   int
 	}
 	entries := make([]entry, len(nodes))
-	var keys []byte
+	size := 4 + 4*len(nodes)
+	var kb [2 + 32]byte
 	for i, e := range nodes {
-		from := len(keys)
-		keys = posKey(keys, e.Key)
-		entries[i] = entry{from: from, to: len(keys), node: i}
+		k := posKey(kb[:0], e.Key)
+		var p [8]byte
+		copy(p[:], k)
+		entries[i] = entry{prefix: binary.BigEndian.Uint64(p[:]), node: i}
+		n := nodeSize(e.Node)
+		size += len(k) + uvarintSize(uint64(n)) + n
 	}
-	key := func(e entry) []byte { return keys[e.from:e.to] }
-	slices.SortFunc(entries, func(a, b entry) int { return bytes.Compare(key(a), key(b)) })
-	run := make([]byte, 4+4*len(entries), 4+4*len(entries)+len(keys)+len(nodes)*80)
+	entries = prefixsort.Stable(entries, func(e *entry) uint64 { return e.prefix })
+	var ka, kb2 [2 + 32]byte
+	for from := 0; from < len(entries); {
+		to := from + 1
+		for to < len(entries) && entries[to].prefix == entries[from].prefix {
+			to++
+		}
+		if to-from > 1 {
+			slices.SortFunc(entries[from:to], func(a, b entry) int {
+				return bytes.Compare(posKey(ka[:0], nodes[a.node].Key), posKey(kb2[:0], nodes[b.node].Key))
+			})
+		}
+		from = to
+	}
+	run := make([]byte, 4+4*len(entries), size)
 	binary.BigEndian.PutUint32(run, uint32(len(entries)))
-	var nb []byte
 	for i, e := range entries {
 		binary.BigEndian.PutUint32(run[4+4*i:], uint32(len(run)))
-		run = append(run, key(e)...)
-		nb = nodes[e.node].Node.AppendBinary(nb[:0])
-		run = binary.AppendUvarint(run, uint64(len(nb)))
-		run = append(run, nb...)
+		n := nodes[e.node]
+		run = posKey(run, n.Key)
+		run = binary.AppendUvarint(run, uint64(nodeSize(n.Node)))
+		run = n.Node.AppendBinary(run)
 	}
 	return run
+}
+
+// nodeSize is the length of n.AppendBinary.
+func nodeSize(n *statetree.Node) int {
+	switch n.Kind {
+	case statetree.KindLeaf:
+		k := len(n.Leaf.Key)
+		return 1 + 2*32 + uvarintSize(uint64(k)) + k + len(n.Leaf.Value)
+	case statetree.KindInternal:
+		size := 1
+		for _, c := range [2]statetree.Child{n.Left, n.Right} {
+			size++
+			if c.Kind != statetree.KindNull {
+				size += uvarintSize(c.Version) + 32
+			}
+		}
+		return size
+	}
+	return 1
+}
+
+func uvarintSize(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
 }
 
 // checkTree checks that the tree updates of a batch ending at version end
@@ -167,37 +226,39 @@ func checkTree(b *ledger.Batch, treeVersion, end uint64) error {
 }
 
 // putTree writes the node run and the stale record of each update of
-// trees.
-func putTree(tx *bolt.Tx, trees []*statetree.Batch) error {
+// trees, and returns the last run written (nil if none).
+func putTree(tx *bolt.Tx, trees []*statetree.Batch) (*nodeRun, error) {
+	var last *nodeRun
 	nodes, stale := tx.Bucket(bucketTreeNodes), tx.Bucket(bucketTreeStale)
 	nodes.FillPercent, stale.FillPercent = appendFillPercent, appendFillPercent
 	for _, tb := range trees {
 		for _, e := range tb.Nodes {
 			if e.Key.Version != tb.Version {
-				return fmt.Errorf("%w: tree update of version %d writes a node of version %d", ErrInvalid, tb.Version, e.Key.Version)
+				return nil, fmt.Errorf("%w: tree update of version %d writes a node of version %d", ErrInvalid, tb.Version, e.Key.Version)
 			}
 		}
 		if len(tb.Nodes) > 0 {
-			if err := nodes.Put(versionKey(tb.Version), encodeRun(tb.Nodes)); err != nil {
-				return fmt.Errorf("store: put tree nodes of version %d: %w", tb.Version, err)
+			last = &nodeRun{version: tb.Version, run: encodeRun(tb.Nodes)}
+			if err := nodes.Put(versionKey(tb.Version), last.run); err != nil {
+				return nil, fmt.Errorf("store: put tree nodes of version %d: %w", tb.Version, err)
 			}
 		}
 		if len(tb.Stale) > 0 {
 			var rec []byte
 			for _, s := range tb.Stale {
 				if s.StaleSince != tb.Version {
-					return fmt.Errorf("%w: tree update of version %d makes a node stale since %d", ErrInvalid, tb.Version, s.StaleSince)
+					return nil, fmt.Errorf("%w: tree update of version %d makes a node stale since %d", ErrInvalid, tb.Version, s.StaleSince)
 				}
 				k := s.Key.AppendBinary(nil)
 				rec = binary.AppendUvarint(rec, uint64(len(k)))
 				rec = append(rec, k...)
 			}
 			if err := stale.Put(versionKey(tb.Version), rec); err != nil {
-				return fmt.Errorf("store: put stale tree nodes of version %d: %w", tb.Version, err)
+				return nil, fmt.Errorf("store: put stale tree nodes of version %d: %w", tb.Version, err)
 			}
 		}
 	}
-	return nil
+	return last, nil
 }
 
 // pruneTree deletes the tree nodes stale since version w or before, and

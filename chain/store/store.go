@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -124,6 +125,10 @@ type Store struct {
 	// idx holds the transactions committed since the last run of the
 	// index by hash (see txindex.go).
 	idx txTail
+
+	// lastRun is the state tree's node run written last (see
+	// statenodes.go), read without a transaction.
+	lastRun atomic.Pointer[nodeRun]
 }
 
 var _ ledger.Storage = (*Store)(nil)
