@@ -30,10 +30,10 @@ type Ledger struct {
 	mu          sync.Mutex
 	version     uint64             // number of durable transactions
 	treeVersion uint64             // version of the durable state tree, at most version
-	acc       *chain.Accumulator // durable accumulator, size version; never mutated
-	li        *chain.LedgerInfoWithSignatures
-	committed chain.BlockInfo
-	results   map[chain.Hash]*result
+	acc         *chain.Accumulator // durable accumulator, size version; never mutated
+	li          *chain.LedgerInfoWithSignatures
+	committed   chain.BlockInfo
+	results     map[chain.Hash]*result
 }
 
 // result is the speculative execution of one block. Its fields are never
