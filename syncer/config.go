@@ -73,9 +73,10 @@ type Config struct {
 	// fast-forward took the node there). 0 never does: the blocks are then
 	// fetched walking back from the QC, as the seed does.
 	ForwardMinGap uint64
-	// ForwardWindows caps the windows of a forward fetch requested or
-	// waiting to be inserted at once (the windows of the insert in
-	// progress, at most 256 blocks, come on top); with BlocksPerRequest it
+	// ForwardWindows caps the windows of a forward fetch whose blocks are
+	// still to come; as many again may wait, complete, for the windows
+	// before them (the windows of the insert in progress, at most 256
+	// blocks, come on top). With BlocksPerRequest and ForwardMaxBytes it
 	// bounds the blocks held in memory whatever the gap.
 	ForwardWindows int
 	// ForwardRequestBytes: with AdaptiveFlow, a forward window spans fewer

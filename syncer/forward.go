@@ -164,11 +164,22 @@ func (f *forward) run(ctx context.Context) error {
 		}
 		window := f.windowBlocks()
 		perWindow := f.flows.expectBlocks(int(window), protocol.MaxCommittedResponseSize)
-		// The windows of the insert in progress hold no slot: they are
-		// done with the network, and the stages before the insert keep
-		// working while the store writes.
-		for open := len(f.windows) - f.inserting; open < f.m.cfg.ForwardWindows && f.next <= f.target.Round &&
-			(open == 0 || (open+1)*perWindow <= f.m.cfg.ForwardMaxBytes); open++ {
+		// ForwardWindows windows may have blocks still to come: a window
+		// done but waiting for the windows before it frees its slot, so
+		// that the links stay busy (on a long link, windows that open
+		// together finish together, and reopening them all at once costs
+		// each connection a round trip and its congestion window). As many
+		// again may wait, done. The windows of the insert in progress hold
+		// no slot: the stages before the insert keep working while the
+		// store writes.
+		fetching, open := 0, len(f.windows)-f.inserting
+		for _, w := range f.windows[f.inserting:] {
+			if !w.done {
+				fetching++
+			}
+		}
+		for ; fetching < f.m.cfg.ForwardWindows && open < 2*f.m.cfg.ForwardWindows && f.next <= f.target.Round &&
+			(open == 0 || (open+1)*perWindow <= f.m.cfg.ForwardMaxBytes); fetching, open = fetching+1, open+1 {
 			to := min(f.next+window, f.target.Round+1)
 			f.windows = append(f.windows, &fwdWindow{from: f.next, to: to, cursor: f.next, failed: make(map[peer.ID]bool)})
 			f.next = to
