@@ -151,39 +151,54 @@ func (n *Node) AppendBinary(b []byte) []byte {
 // internal node has no two empty children and no leaf beside an empty one
 // (such a subtree is that leaf). The leaf's Key and Value alias b.
 func ParseNode(b []byte) (*Node, error) {
-	if len(b) == 0 {
-		return nil, fmt.Errorf("%w: empty node", ErrCorrupt)
+	n := new(Node)
+	if err := parseNode(b, n, nil); err != nil {
+		return nil, err
 	}
-	n := &Node{Kind: Kind(b[0])}
+	return n, nil
+}
+
+// parseNode is ParseNode into n, with a leaf's Leaf from leaves (a new one
+// if leaves is nil): the reads of an update allocate nothing per node.
+func parseNode(b []byte, n *Node, leaves *leafSlab) error {
+	if len(b) == 0 {
+		return fmt.Errorf("%w: empty node", ErrCorrupt)
+	}
+	*n = Node{Kind: Kind(b[0])}
 	b = b[1:]
 	switch n.Kind {
 	case KindNull:
 		if len(b) != 0 {
-			return nil, fmt.Errorf("%w: null node with %d trailing bytes", ErrCorrupt, len(b))
+			return fmt.Errorf("%w: null node with %d trailing bytes", ErrCorrupt, len(b))
 		}
 	case KindLeaf:
 		if len(b) < 2*chain.HashSize+1 {
-			return nil, fmt.Errorf("%w: short leaf", ErrCorrupt)
+			return fmt.Errorf("%w: short leaf", ErrCorrupt)
 		}
-		l := &Leaf{}
+		var l *Leaf
+		if leaves != nil {
+			l = leaves.new()
+		} else {
+			l = new(Leaf)
+		}
 		copy(l.KeyHash[:], b)
 		copy(l.ValueHash[:], b[chain.HashSize:])
 		b = b[2*chain.HashSize:]
 		kl, m := uvarint(b)
 		if m <= 0 || kl == 0 || kl > MaxKeySize || uint64(len(b)-m) < kl {
-			return nil, fmt.Errorf("%w: leaf key length", ErrCorrupt)
+			return fmt.Errorf("%w: leaf key length", ErrCorrupt)
 		}
 		b = b[m:]
 		l.Key, l.Value = b[:kl:kl], b[kl:]
 		if len(l.Value) > MaxValueSize {
-			return nil, fmt.Errorf("%w: leaf value of %d bytes", ErrCorrupt, len(l.Value))
+			return fmt.Errorf("%w: leaf value of %d bytes", ErrCorrupt, len(l.Value))
 		}
 		n.Leaf = l
 	case KindInternal:
 		var cs [2]Child
 		for i := range cs {
 			if len(b) == 0 {
-				return nil, fmt.Errorf("%w: short internal node", ErrCorrupt)
+				return fmt.Errorf("%w: short internal node", ErrCorrupt)
 			}
 			cs[i].Kind = Kind(b[0])
 			b = b[1:]
@@ -192,27 +207,40 @@ func ParseNode(b []byte) (*Node, error) {
 				continue
 			case KindLeaf, KindInternal:
 			default:
-				return nil, fmt.Errorf("%w: child kind %d", ErrCorrupt, cs[i].Kind)
+				return fmt.Errorf("%w: child kind %d", ErrCorrupt, cs[i].Kind)
 			}
 			v, m := uvarint(b)
 			if m <= 0 || len(b)-m < chain.HashSize {
-				return nil, fmt.Errorf("%w: short child", ErrCorrupt)
+				return fmt.Errorf("%w: short child", ErrCorrupt)
 			}
 			cs[i].Version = v
 			copy(cs[i].Hash[:], b[m:])
 			b = b[m+chain.HashSize:]
 		}
 		if len(b) != 0 {
-			return nil, fmt.Errorf("%w: internal node with %d trailing bytes", ErrCorrupt, len(b))
+			return fmt.Errorf("%w: internal node with %d trailing bytes", ErrCorrupt, len(b))
 		}
 		if !validChildren(cs[0].Kind, cs[1].Kind) {
-			return nil, fmt.Errorf("%w: internal node with children %d, %d", ErrCorrupt, cs[0].Kind, cs[1].Kind)
+			return fmt.Errorf("%w: internal node with children %d, %d", ErrCorrupt, cs[0].Kind, cs[1].Kind)
 		}
 		n.Left, n.Right = cs[0], cs[1]
 	default:
-		return nil, fmt.Errorf("%w: node kind %d", ErrCorrupt, n.Kind)
+		return fmt.Errorf("%w: node kind %d", ErrCorrupt, n.Kind)
 	}
-	return n, nil
+	return nil
+}
+
+// leafSlab hands out leaves from blocks of them, one allocation per 256
+// leaves.
+type leafSlab []Leaf
+
+func (s *leafSlab) new() *Leaf {
+	if len(*s) == 0 {
+		*s = make([]Leaf, 256)
+	}
+	l := &(*s)[0]
+	*s = (*s)[1:]
+	return l
 }
 
 // uvarint decodes a minimally encoded uvarint at the start of b and returns

@@ -49,34 +49,40 @@ type op struct {
 
 // sub is the result of updating a subtree: empty, a single leaf (which its
 // parent places, since a single leaf rises to the top of its subtree), or an
-// internal node already emitted at its final position.
+// internal node already emitted at its final position. It holds no
+// pointer it does not need, so that the recursion allocates nothing.
 type sub struct {
-	kind Kind
-	hash chain.Hash
-	leaf *Leaf    // KindLeaf: the leaf, nil if not read yet
-	at   *NodeKey // KindLeaf: where the leaf is stored, nil if new
-	ver  uint64   // KindInternal: version of the stored node
+	kind   Kind
+	stored bool // KindLeaf: the leaf is stored at at
+	hash   chain.Hash
+	leaf   *Leaf   // KindLeaf: the leaf, nil if not read yet
+	at     NodeKey // KindLeaf, stored: where the leaf is stored
+	ver    uint64  // KindInternal: version of the stored node
 }
 
 // updater collects the nodes and stale records of one update (of one
-// goroutine of it). Nodes are allocated from a slab, a few allocations per
-// batch rather than one per node.
+// goroutine of it). Everything it makes comes from slabs or chunks, a few
+// allocations per thousand nodes rather than one or more per node, and
+// nodes are read from this package's stores without allocating.
 type updater struct {
 	r       NodeReader
 	version uint64
-	nodes   []NodeEntry
-	stale   []StaleNode
+	nodes   chunks[NodeEntry]
+	stale   chunks[StaleNode]
 	slab    []Node
+	leaves  leafSlab
+	ops     []op       // free room for the op lists of leaves met
 	forks   []*updater // the updaters of parallel subtrees, merged at the end
 }
 
 // newUpdater returns an updater sized for about n writes.
 func newUpdater(r NodeReader, version uint64, n int) *updater {
 	// A write changes the nodes of its path below the part it shares with
-	// the other writes of the batch, log2(tree/batch) and a few more; a
-	// large batch is split between updaters, and appends grow the rest.
-	est := 4*n + 4
-	return &updater{r: r, version: version, nodes: make([]NodeEntry, 0, est), stale: make([]StaleNode, 0, est)}
+	// the other writes of the batch: 16 at 100 writes into a million keys,
+	// 8.5 at 25,600. The first chunk holds a small batch whole, so that
+	// its nodes are not copied again.
+	est := min(20*n+4, chunkSize)
+	return &updater{r: r, version: version, nodes: newChunks[NodeEntry](est), stale: newChunks[StaleNode](est)}
 }
 
 func (u *updater) newNode() *Node {
@@ -88,10 +94,20 @@ func (u *updater) newNode() *Node {
 	return n
 }
 
+// opList returns an empty list of room for n ops.
+func (u *updater) opList(n int) []op {
+	if cap(u.ops) < n {
+		u.ops = make([]op, 0, max(n, 1024))
+	}
+	l := u.ops[:0:n]
+	u.ops = u.ops[n:n]
+	return l
+}
+
 // merge gathers the nodes and stale records of u and its forks, in order.
 func (u *updater) merge() ([]NodeEntry, []StaleNode) {
-	if len(u.forks) == 0 {
-		return u.nodes, u.stale
+	if len(u.forks) == 0 && len(u.nodes.done) == 0 && len(u.stale.done) == 0 {
+		return u.nodes.cur, u.stale.cur
 	}
 	var all []*updater
 	var gather func(*updater)
@@ -104,13 +120,44 @@ func (u *updater) merge() ([]NodeEntry, []StaleNode) {
 	gather(u)
 	nn, ns := 0, 0
 	for _, w := range all {
-		nn, ns = nn+len(w.nodes), ns+len(w.stale)
+		nn, ns = nn+w.nodes.len(), ns+w.stale.len()
 	}
 	nodes, stale := make([]NodeEntry, 0, nn), make([]StaleNode, 0, ns)
 	for _, w := range all {
-		nodes, stale = append(nodes, w.nodes...), append(stale, w.stale...)
+		nodes, stale = w.nodes.appendTo(nodes), w.stale.appendTo(stale)
 	}
 	return nodes, stale
+}
+
+// chunkSize is the length of the chunks of an updater's lists.
+const chunkSize = 4096
+
+// chunks is a list that grows by chunks: an append never copies what is
+// already there (the lists of a large batch are copied once, into the
+// batch, rather than at each growth).
+type chunks[T any] struct {
+	done [][]T
+	cur  []T
+	n    int // the length of done's chunks
+}
+
+func newChunks[T any](n int) chunks[T] { return chunks[T]{cur: make([]T, 0, n)} }
+
+func (c *chunks[T]) add(v T) {
+	if len(c.cur) == cap(c.cur) {
+		c.done, c.n = append(c.done, c.cur), c.n+len(c.cur)
+		c.cur = make([]T, 0, chunkSize)
+	}
+	c.cur = append(c.cur, v)
+}
+
+func (c *chunks[T]) len() int { return c.n + len(c.cur) }
+
+func (c *chunks[T]) appendTo(b []T) []T {
+	for _, d := range c.done {
+		b = append(b, d...)
+	}
+	return append(b, c.cur...)
 }
 
 // Update applies writes, sorted by strictly increasing KeyHash, to the tree
@@ -144,17 +191,19 @@ func (t *Tree) Update(base, version uint64, writes []Write) (*Batch, error) {
 	var root Child
 	if base != Empty {
 		oldKey := NodeKey{Version: base}
-		n, err := u.get(oldKey)
+		n, err := u.read(oldKey)
 		if err != nil {
 			return nil, err
 		}
 		root = Child{Kind: n.Kind, Version: base, Hash: n.Hash()}
 		if len(ops) == 0 || n.Kind == KindNull {
 			// The root is copied (or rebuilt) under the new version.
-			u.stale = append(u.stale, StaleNode{StaleSince: version, Key: oldKey})
+			u.markStale(oldKey)
 		}
 		if len(ops) == 0 {
-			u.nodes = append(u.nodes, NodeEntry{Key: rootKey, Node: n})
+			c := u.newNode()
+			*c = n
+			u.emit(rootKey, c)
 			nodes, stale := u.merge()
 			return &Batch{Version: version, Root: root.hash(), Nodes: nodes, Stale: stale}, nil
 		}
@@ -165,7 +214,7 @@ func (t *Tree) Update(base, version uint64, writes []Write) (*Batch, error) {
 	}
 	switch s.kind {
 	case KindNull:
-		u.nodes = append(u.nodes, NodeEntry{Key: rootKey, Node: &Node{Kind: KindNull}})
+		u.emit(rootKey, &Node{Kind: KindNull})
 	case KindLeaf:
 		// A leaf at the root is stored under the new version even if it
 		// did not change, like every root.
@@ -173,10 +222,10 @@ func (t *Tree) Update(base, version uint64, writes []Write) (*Batch, error) {
 		if err != nil {
 			return nil, err
 		}
-		if s.at != nil {
-			u.stale = append(u.stale, StaleNode{StaleSince: version, Key: *s.at})
+		if s.stored {
+			u.markStale(s.at)
 		}
-		u.nodes = append(u.nodes, NodeEntry{Key: rootKey, Node: &Node{Kind: KindLeaf, Leaf: l}})
+		u.emit(rootKey, &Node{Kind: KindLeaf, Leaf: l})
 	}
 	nodes, stale := u.merge()
 	return &Batch{Version: version, Root: s.hash, Nodes: nodes, Stale: stale}, nil
@@ -190,10 +239,20 @@ func (u *updater) get(k NodeKey) (*Node, error) {
 	return n, nil
 }
 
-func (u *updater) emit(k NodeKey, n *Node) { u.nodes = append(u.nodes, NodeEntry{Key: k, Node: n}) }
+// read returns the node stored under k, as get does, but by value and,
+// from this package's stores, without allocating.
+func (u *updater) read(k NodeKey) (Node, error) {
+	n, err := readNode(u.r, k, &u.leaves)
+	if err != nil {
+		return Node{}, fmt.Errorf("statetree: read node %d/%d: %w", k.Version, k.Depth, err)
+	}
+	return n, nil
+}
+
+func (u *updater) emit(k NodeKey, n *Node) { u.nodes.add(NodeEntry{Key: k, Node: n}) }
 
 func (u *updater) markStale(k NodeKey) {
-	u.stale = append(u.stale, StaleNode{StaleSince: u.version, Key: k})
+	u.stale.add(StaleNode{StaleSince: u.version, Key: k})
 }
 
 // split returns the index of the first op whose key hash has bit d set.
@@ -207,7 +266,7 @@ func (u *updater) update(d int, path chain.Hash, c Child, ops []op) (sub, error)
 	if len(ops) == 0 {
 		switch c.Kind {
 		case KindLeaf:
-			return sub{kind: KindLeaf, hash: c.Hash, at: &NodeKey{Version: c.Version, Depth: uint16(d), Path: path}}, nil
+			return sub{kind: KindLeaf, hash: c.Hash, stored: true, at: NodeKey{Version: c.Version, Depth: uint16(d), Path: path}}, nil
 		case KindInternal:
 			return sub{kind: KindInternal, hash: c.Hash, ver: c.Version}, nil
 		}
@@ -218,7 +277,7 @@ func (u *updater) update(d int, path chain.Hash, c Child, ops []op) (sub, error)
 		return u.build(d, path, puts(ops))
 	case KindLeaf:
 		key := NodeKey{Version: c.Version, Depth: uint16(d), Path: path}
-		n, err := u.get(key)
+		n, err := u.read(key)
 		if err != nil {
 			return sub{}, err
 		}
@@ -226,7 +285,7 @@ func (u *updater) update(d int, path chain.Hash, c Child, ops []op) (sub, error)
 			return sub{}, fmt.Errorf("%w: node %d/%d is not a leaf", ErrCorrupt, key.Version, key.Depth)
 		}
 		l := n.Leaf
-		merged := make([]op, 0, len(ops)+1)
+		merged := u.opList(len(ops) + 1)
 		placed, touched, anyPut := false, false, false
 		for _, o := range ops {
 			if !placed {
@@ -247,13 +306,13 @@ func (u *updater) update(d int, path chain.Hash, c Child, ops []op) (sub, error)
 			merged = append(merged, op{kh: l.KeyHash, leaf: l})
 		}
 		if !touched && !anyPut {
-			return sub{kind: KindLeaf, hash: c.Hash, leaf: l, at: &key}, nil
+			return sub{kind: KindLeaf, hash: c.Hash, leaf: l, stored: true, at: key}, nil
 		}
 		u.markStale(key)
 		return u.build(d, path, merged)
 	case KindInternal:
 		key := NodeKey{Version: c.Version, Depth: uint16(d), Path: path}
-		n, err := u.get(key)
+		n, err := u.read(key)
 		if err != nil {
 			return sub{}, err
 		}
@@ -263,13 +322,14 @@ func (u *updater) update(d int, path chain.Hash, c Child, ops []op) (sub, error)
 		u.markStale(key)
 		i := split(ops, d)
 		p0, p1 := withBit(path, d, 0), withBit(path, d, 1)
+		left, right := n.Left, n.Right
 		var s0, s1 sub
 		if parallel(d, len(ops)) {
 			s0, s1, err = u.both(len(ops),
-				func(w *updater) (sub, error) { return w.update(d+1, p0, n.Left, ops[:i]) },
-				func(w *updater) (sub, error) { return w.update(d+1, p1, n.Right, ops[i:]) })
-		} else if s0, err = u.update(d+1, p0, n.Left, ops[:i]); err == nil {
-			s1, err = u.update(d+1, p1, n.Right, ops[i:])
+				func(w *updater) (sub, error) { return w.update(d+1, p0, left, ops[:i]) },
+				func(w *updater) (sub, error) { return w.update(d+1, p1, right, ops[i:]) })
+		} else if s0, err = u.update(d+1, p0, left, ops[:i]); err == nil {
+			s1, err = u.update(d+1, p1, right, ops[i:])
 		}
 		if err != nil {
 			return sub{}, err
@@ -392,15 +452,15 @@ func (u *updater) place(d int, path chain.Hash, s sub) (Child, error) {
 	case KindInternal:
 		return Child{Kind: KindInternal, Version: s.ver, Hash: s.hash}, nil
 	}
-	if s.at != nil && int(s.at.Depth) == d {
+	if s.stored && int(s.at.Depth) == d {
 		return Child{Kind: KindLeaf, Version: s.at.Version, Hash: s.hash}, nil
 	}
 	l, err := u.leafOf(s)
 	if err != nil {
 		return Child{}, err
 	}
-	if s.at != nil {
-		u.markStale(*s.at)
+	if s.stored {
+		u.markStale(s.at)
 	}
 	n := u.newNode()
 	*n = Node{Kind: KindLeaf, Leaf: l}
@@ -413,7 +473,7 @@ func (u *updater) leafOf(s sub) (*Leaf, error) {
 	if s.leaf != nil {
 		return s.leaf, nil
 	}
-	n, err := u.get(*s.at)
+	n, err := u.read(s.at)
 	if err != nil {
 		return nil, err
 	}
