@@ -23,6 +23,9 @@ import (
 // holds the key (in the form of [NodeKey.AppendBinary]) before the node.
 // A read in a large store thus costs two cache misses, the slot and the
 // entry, where a Go map of NodeKey cost about four, and 60 bytes a node.
+// The entry of an internal node also records where its children's entries
+// are ([hint]), so that an update reading down a path mostly skips the
+// table: one miss a node.
 type MemStore struct {
 	mu     sync.RWMutex
 	seed   maphash.Seed
@@ -32,6 +35,7 @@ type MemStore struct {
 	odd    map[NodeKey][]byte
 	blocks [][]byte
 	buf    []byte
+	pos    []uint64 // Apply's internal nodes
 	stale  []StaleNode
 }
 
@@ -63,15 +67,45 @@ func (m *MemStore) get(k NodeKey) (*Node, bool, error) {
 	return n, true, err
 }
 
-// read is get without allocating: the node is returned by value, a leaf's
-// Leaf taken from leaves.
-func (m *MemStore) read(k NodeKey, leaves *leafSlab) (Node, bool, error) {
-	var n Node
-	b, ok := m.lookup(k)
-	if !ok {
-		return n, false, nil
+// hint is where the entry of a node may be in a MemStore: the position
+// (plus one, 0 if unknown) that its parent's entry records. A hint is
+// followed only to a live entry of the same key, so a stale or wrong one
+// costs a table lookup, never a wrong node.
+type hint struct {
+	m   *MemStore
+	pos uint64
+}
+
+// read is get without allocating, following h if it is into m: the node is
+// returned by value, a leaf's Leaf taken from leaves, with the hints to
+// an internal node's children.
+func (m *MemStore) read(k NodeKey, h hint, leaves *leafSlab) (Node, [2]hint, bool, error) {
+	var (
+		n    Node
+		b    []byte
+		kids [2]uint64
+		ok   bool
+	)
+	m.mu.RLock()
+	if h.m == m && h.pos != 0 {
+		if ek, live := m.key(h.pos - 1); live && ek == k {
+			b, kids = m.node(h.pos - 1)
+			ok = true
+		}
 	}
-	return n, true, parseNode(b, &n, leaves)
+	if !ok {
+		if i, found := m.find(&k, m.hash(&k)); found {
+			b, kids = m.node(m.slots[i] & posMask)
+			ok = true
+		} else if m.odd != nil {
+			b, ok = m.odd[k]
+		}
+	}
+	m.mu.RUnlock()
+	if !ok {
+		return n, [2]hint{}, false, nil
+	}
+	return n, [2]hint{{m, kids[0]}, {m, kids[1]}}, true, parseNode(b, &n, leaves)
 }
 
 // lookup returns the encoding of the node under k.
@@ -79,7 +113,7 @@ func (m *MemStore) lookup(k NodeKey) ([]byte, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if i, ok := m.find(&k, m.hash(&k)); ok {
-		_, b := m.entry(m.slots[i])
+		b, _ := m.node(m.slots[i] & posMask)
 		return b, true
 	}
 	if m.odd != nil {
@@ -114,29 +148,63 @@ func (m *MemStore) find(k *NodeKey, h uint64) (int, bool) {
 		if s == 0 {
 			return i, false
 		}
-		if s&^(1<<40-1) == t {
-			if ek, _ := m.entry(s); ek == *k {
+		if s&^posMask == t {
+			if ek, _ := m.key(s & posMask); ek == *k {
 				return i, true
 			}
 		}
 	}
 }
 
-// entry returns the key and the node encoding of the entry of slot s.
-func (m *MemStore) entry(s uint64) (NodeKey, []byte) {
-	b := m.blocks[s>>24&(1<<16-1)][s&(1<<24-1):]
+// An entry of the arena, at a position block<<24 | offset (posBits):
+//
+//	dead (1 byte: 0, or 1 once replaced or pruned) | NodeKey.AppendBinary |
+//	uvarint(len(node)) | Node.AppendBinary | internal: 2 × 5-byte hints
+const (
+	posBits = 40
+	posMask = 1<<posBits - 1
+)
+
+// at returns the arena from pos on.
+func (m *MemStore) at(pos uint64) []byte { return m.blocks[pos>>24][pos&(1<<24-1):] }
+
+// key returns the key of the entry at pos and whether the entry is live.
+func (m *MemStore) key(pos uint64) (NodeKey, bool) {
+	b := m.at(pos)
 	var k NodeKey
-	k.Version = binary.BigEndian.Uint64(b)
-	k.Depth = binary.BigEndian.Uint16(b[8:])
-	b = b[10:]
-	b = b[copy(k.Path[:(int(k.Depth)+7)/8], b):]
+	k.Version = binary.BigEndian.Uint64(b[1:])
+	k.Depth = binary.BigEndian.Uint16(b[9:])
+	copy(k.Path[:(int(k.Depth)+7)/8], b[11:])
+	return k, b[0] == 0
+}
+
+// node returns the node encoding of the entry at pos and its hints (0 if
+// unknown or not internal).
+func (m *MemStore) node(pos uint64) ([]byte, [2]uint64) {
+	b := m.at(pos)
+	b = b[11+(int(binary.BigEndian.Uint16(b[9:]))+7)/8:]
 	n, w := binary.Uvarint(b)
-	return k, b[w : w+int(n) : w+int(n)]
+	node, rest := b[w:w+int(n):w+int(n)], b[w+int(n):]
+	var kids [2]uint64
+	if n > 0 && Kind(node[0]) == KindInternal {
+		kids[0], kids[1] = uint40(rest), uint40(rest[5:])
+	}
+	return node, kids
+}
+
+func uint40(b []byte) uint64 {
+	_ = b[4]
+	return uint64(b[0])<<32 | uint64(b[1])<<24 | uint64(b[2])<<16 | uint64(b[3])<<8 | uint64(b[4])
+}
+
+func putUint40(b []byte, v uint64) {
+	_ = b[4]
+	b[0], b[1], b[2], b[3], b[4] = byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
 }
 
 // home returns the first slot of the key of slot s.
 func (m *MemStore) home(s uint64) int {
-	k, _ := m.entry(s)
+	k, _ := m.key(s & posMask)
 	return int(m.hash(&k) >> m.shift)
 }
 
@@ -194,6 +262,7 @@ func (m *MemStore) Apply(b *Batch) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.reserve(len(b.Nodes))
+	m.pos = m.pos[:0]
 	for _, e := range b.Nodes {
 		m.buf = e.Node.AppendBinary(m.buf[:0])
 		k := e.Key
@@ -204,7 +273,11 @@ func (m *MemStore) Apply(b *Batch) {
 			m.odd[k] = append([]byte(nil), m.buf...)
 			continue
 		}
-		size := 10 + (int(k.Depth)+7)/8 + uvarintLen(len(m.buf)) + len(m.buf)
+		size := 11 + (int(k.Depth)+7)/8 + uvarintLen(len(m.buf)) + len(m.buf)
+		internal := e.Node.Kind == KindInternal
+		if internal {
+			size += 10
+		}
 		last := len(m.blocks) - 1
 		if last < 0 || len(m.blocks[last])+size > cap(m.blocks[last]) {
 			// Blocks grow from 64 KiB, so that a small overlay stays small.
@@ -216,15 +289,45 @@ func (m *MemStore) Apply(b *Batch) {
 			last++
 		}
 		off := len(m.blocks[last])
-		blk := k.AppendBinary(m.blocks[last])
+		blk := k.AppendBinary(append(m.blocks[last], 0))
 		blk = binary.AppendUvarint(blk, uint64(len(m.buf)))
-		m.blocks[last] = append(blk, m.buf...)
+		blk = append(blk, m.buf...)
+		if internal {
+			blk = append(blk, make([]byte, 10)...)
+		}
+		m.blocks[last] = blk
+		pos := uint64(last)<<24 | uint64(off)
 		h := m.hash(&k)
 		i, ok := m.find(&k, h)
-		if !ok {
+		if ok {
+			m.at(m.slots[i] & posMask)[0] = 1 // replaced
+		} else {
 			m.n++
 		}
-		m.slots[i] = tag(h) | uint64(last)<<24 | uint64(off)
+		m.slots[i] = tag(h) | pos
+		if internal && k.Depth < MaxDepth {
+			m.pos = append(m.pos, pos)
+		}
+	}
+	// Record where the children of the batch's internal nodes are, once
+	// they are all stored.
+	for _, pos := range m.pos {
+		k, _ := m.key(pos)
+		enc, _ := m.node(pos)
+		var n Node
+		if parseNode(enc, &n, nil) != nil {
+			continue
+		}
+		hints := m.at(pos)[11+(int(k.Depth)+7)/8+uvarintLen(len(enc))+len(enc):]
+		for side, c := range [2]Child{n.Left, n.Right} {
+			if c.Kind == KindNull {
+				continue
+			}
+			ck := NodeKey{Version: c.Version, Depth: k.Depth + 1, Path: withBit(k.Path, int(k.Depth), byte(side))}
+			if i, ok := m.find(&ck, m.hash(&ck)); ok {
+				putUint40(hints[5*side:], m.slots[i]&posMask+1)
+			}
+		}
 	}
 	m.stale = append(m.stale, b.Stale...)
 }
@@ -239,6 +342,7 @@ func (m *MemStore) Prune(keep uint64) int {
 	for _, s := range m.stale {
 		if s.StaleSince <= keep {
 			if i, ok := m.find(&s.Key, m.hash(&s.Key)); ok {
+				m.at(m.slots[i] & posMask)[0] = 1 // pruned
 				m.remove(i)
 				n++
 			} else if _, ok := m.odd[s.Key]; ok {
@@ -268,7 +372,7 @@ func (m *MemStore) Nodes(version uint64) []*Node {
 		if s == 0 {
 			continue
 		}
-		if k, _ := m.entry(s); k.Version == version {
+		if k, _ := m.key(s & posMask); k.Version == version {
 			keys = append(keys, k)
 		}
 	}
@@ -311,26 +415,28 @@ func (o *Overlay) Node(k NodeKey) (*Node, error) {
 
 // readNode reads the node under k from r as [NodeReader.Node] does, but
 // without allocating from this package's stores (a leaf's Leaf is taken
-// from leaves): most of an update's time went into those allocations.
-func readNode(r NodeReader, k NodeKey, leaves *leafSlab) (Node, error) {
+// from leaves), following h, and with the hints to an internal node's
+// children: most of an update's time went into allocations, then into
+// the cache misses of reads.
+func readNode(r NodeReader, k NodeKey, h hint, leaves *leafSlab) (Node, [2]hint, error) {
 	switch r := r.(type) {
 	case *MemStore:
-		n, ok, err := r.read(k, leaves)
+		n, kids, ok, err := r.read(k, h, leaves)
 		if !ok {
-			return n, fmt.Errorf("%w: %d/%d", ErrNodeNotFound, k.Version, k.Depth)
+			return n, kids, fmt.Errorf("%w: %d/%d", ErrNodeNotFound, k.Version, k.Depth)
 		}
-		return n, err
+		return n, kids, err
 	case *Overlay:
-		if n, ok, err := r.mem.read(k, leaves); ok {
-			return n, err
+		if n, kids, ok, err := r.mem.read(k, h, leaves); ok {
+			return n, kids, err
 		}
-		return readNode(r.base, k, leaves)
+		return readNode(r.base, k, h, leaves)
 	}
 	p, err := r.Node(k)
 	if err != nil {
-		return Node{}, err
+		return Node{}, [2]hint{}, err
 	}
-	return *p, nil
+	return *p, [2]hint{}, nil
 }
 
 // uvarintLen returns the length of the uvarint of n.

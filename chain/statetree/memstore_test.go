@@ -97,3 +97,51 @@ func TestMemStoreIndex(t *testing.T) {
 		check()
 	}
 }
+
+// plainReader hides a store's type, so that the tree reads it through
+// NodeReader only, without the hints of MemStore's entries.
+type plainReader struct{ r statetree.NodeReader }
+
+func (p plainReader) Node(k statetree.NodeKey) (*statetree.Node, error) { return p.r.Node(k) }
+
+// TestHints: updates read through MemStore's hints give the batches of
+// updates read through NodeReader, and a hint to a replaced or pruned
+// entry is not followed.
+func TestHints(t *testing.T) {
+	r := rand.New(rand.NewPCG(43, 44))
+	f := newFixture(t)
+	f.commit(1, randomWrites(r, 300, 1000, 0))
+	for v := uint64(2); v <= 20; v++ {
+		ws := randomWrites(r, 1+r.IntN(40), 1000, 0.2)
+		b, err := f.tree.Update(v-1, v, ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := statetree.New(plainReader{f.store}).Update(v-1, v, ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Root != p.Root || len(b.Nodes) != len(p.Nodes) || len(b.Stale) != len(p.Stale) {
+			t.Fatalf("version %d: root %s, %d nodes; plain %s, %d", v, b.Root.Short(), len(b.Nodes), p.Root.Short(), len(p.Nodes))
+		}
+		f.commit(v, ws)
+	}
+	// Replace the root's left child with a leaf: the update must see the
+	// leaf (a corrupt tree), not follow the root's hint to the old node.
+	root, err := f.store.Node(statetree.NodeKey{Version: 20})
+	if err != nil || root.Left.Kind != statetree.KindInternal {
+		t.Fatalf("root: %v", err)
+	}
+	k := statetree.NodeKey{Version: root.Left.Version, Depth: 1}
+	f.store.Apply(&statetree.Batch{Nodes: []statetree.NodeEntry{{Key: k, Node: &statetree.Node{Kind: statetree.KindLeaf, Leaf: &statetree.Leaf{Key: []byte{1}}}}}})
+	ws := randomWrites(r, 50, 1000, 0)
+	if _, err := f.tree.Update(20, 21, ws); !errors.Is(err, statetree.ErrCorrupt) {
+		t.Fatalf("update over a replaced node: %v", err)
+	}
+	// Prune it: the update must not find it.
+	f.store.Apply(&statetree.Batch{Stale: []statetree.StaleNode{{StaleSince: 20, Key: k}}})
+	f.store.Prune(20)
+	if _, err := f.tree.Update(20, 21, ws); !errors.Is(err, statetree.ErrNodeNotFound) {
+		t.Fatalf("update over a pruned node: %v", err)
+	}
+}

@@ -191,7 +191,7 @@ func (t *Tree) Update(base, version uint64, writes []Write) (*Batch, error) {
 	var root Child
 	if base != Empty {
 		oldKey := NodeKey{Version: base}
-		n, err := u.read(oldKey)
+		n, _, err := u.read(oldKey, hint{})
 		if err != nil {
 			return nil, err
 		}
@@ -208,7 +208,7 @@ func (t *Tree) Update(base, version uint64, writes []Write) (*Batch, error) {
 			return &Batch{Version: version, Root: root.hash(), Nodes: nodes, Stale: stale}, nil
 		}
 	}
-	s, err := u.update(0, chain.Hash{}, root, ops)
+	s, err := u.update(0, chain.Hash{}, root, hint{}, ops)
 	if err != nil {
 		return nil, err
 	}
@@ -241,12 +241,12 @@ func (u *updater) get(k NodeKey) (*Node, error) {
 
 // read returns the node stored under k, as get does, but by value and,
 // from this package's stores, without allocating.
-func (u *updater) read(k NodeKey) (Node, error) {
-	n, err := readNode(u.r, k, &u.leaves)
+func (u *updater) read(k NodeKey, h hint) (Node, [2]hint, error) {
+	n, kids, err := readNode(u.r, k, h, &u.leaves)
 	if err != nil {
-		return Node{}, fmt.Errorf("statetree: read node %d/%d: %w", k.Version, k.Depth, err)
+		return Node{}, kids, fmt.Errorf("statetree: read node %d/%d: %w", k.Version, k.Depth, err)
 	}
-	return n, nil
+	return n, kids, nil
 }
 
 func (u *updater) emit(k NodeKey, n *Node) { u.nodes.add(NodeEntry{Key: k, Node: n}) }
@@ -261,8 +261,9 @@ func split(ops []op, d int) int {
 }
 
 // update applies ops, whose key hashes all start with the d bits of path,
-// to the subtree at (d, path) whose current root is c.
-func (u *updater) update(d int, path chain.Hash, c Child, ops []op) (sub, error) {
+// to the subtree at (d, path) whose current root is c, stored where h
+// says if it knows.
+func (u *updater) update(d int, path chain.Hash, c Child, h hint, ops []op) (sub, error) {
 	if len(ops) == 0 {
 		switch c.Kind {
 		case KindLeaf:
@@ -277,7 +278,7 @@ func (u *updater) update(d int, path chain.Hash, c Child, ops []op) (sub, error)
 		return u.build(d, path, puts(ops))
 	case KindLeaf:
 		key := NodeKey{Version: c.Version, Depth: uint16(d), Path: path}
-		n, err := u.read(key)
+		n, _, err := u.read(key, h)
 		if err != nil {
 			return sub{}, err
 		}
@@ -312,7 +313,7 @@ func (u *updater) update(d int, path chain.Hash, c Child, ops []op) (sub, error)
 		return u.build(d, path, merged)
 	case KindInternal:
 		key := NodeKey{Version: c.Version, Depth: uint16(d), Path: path}
-		n, err := u.read(key)
+		n, kids, err := u.read(key, h)
 		if err != nil {
 			return sub{}, err
 		}
@@ -326,10 +327,10 @@ func (u *updater) update(d int, path chain.Hash, c Child, ops []op) (sub, error)
 		var s0, s1 sub
 		if parallel(d, len(ops)) {
 			s0, s1, err = u.both(len(ops),
-				func(w *updater) (sub, error) { return w.update(d+1, p0, left, ops[:i]) },
-				func(w *updater) (sub, error) { return w.update(d+1, p1, right, ops[i:]) })
-		} else if s0, err = u.update(d+1, p0, left, ops[:i]); err == nil {
-			s1, err = u.update(d+1, p1, right, ops[i:])
+				func(w *updater) (sub, error) { return w.update(d+1, p0, left, kids[0], ops[:i]) },
+				func(w *updater) (sub, error) { return w.update(d+1, p1, right, kids[1], ops[i:]) })
+		} else if s0, err = u.update(d+1, p0, left, kids[0], ops[:i]); err == nil {
+			s1, err = u.update(d+1, p1, right, kids[1], ops[i:])
 		}
 		if err != nil {
 			return sub{}, err
@@ -473,7 +474,7 @@ func (u *updater) leafOf(s sub) (*Leaf, error) {
 	if s.leaf != nil {
 		return s.leaf, nil
 	}
-	n, err := u.read(s.at)
+	n, _, err := u.read(s.at, hint{})
 	if err != nil {
 		return nil, err
 	}
