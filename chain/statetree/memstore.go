@@ -35,7 +35,7 @@ type MemStore struct {
 	odd    map[NodeKey][]byte
 	blocks [][]byte
 	buf    []byte
-	pos    []uint64 // Apply's internal nodes
+	fill   []fill // Apply's internal nodes, whose hints are to fill
 	stale  []StaleNode
 }
 
@@ -202,6 +202,32 @@ func putUint40(b []byte, v uint64) {
 	b[0], b[1], b[2], b[3], b[4] = byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
 }
 
+// fill is an internal node of a batch being applied (its index in the
+// batch) and the position of its entry's hints.
+type fill struct {
+	node int
+	at   uint64
+}
+
+// clean reports whether k can be an entry's key: the bits of its path
+// past its depth are zero.
+func clean(k *NodeKey) bool {
+	d := int(k.Depth)
+	if d >= MaxDepth {
+		return d == MaxDepth
+	}
+	i := d >> 3
+	if k.Path[i]&(0xff>>uint(d&7)) != 0 {
+		return false
+	}
+	for _, b := range k.Path[i+1:] {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // home returns the first slot of the key of slot s.
 func (m *MemStore) home(s uint64) int {
 	k, _ := m.key(s & posMask)
@@ -262,11 +288,11 @@ func (m *MemStore) Apply(b *Batch) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.reserve(len(b.Nodes))
-	m.pos = m.pos[:0]
-	for _, e := range b.Nodes {
+	m.fill = m.fill[:0]
+	for ei, e := range b.Nodes {
 		m.buf = e.Node.AppendBinary(m.buf[:0])
 		k := e.Key
-		if k.Depth > MaxDepth || prefix(k.Path, int(k.Depth)) != k.Path {
+		if !clean(&k) {
 			if m.odd == nil {
 				m.odd = make(map[NodeKey][]byte)
 			}
@@ -293,6 +319,9 @@ func (m *MemStore) Apply(b *Batch) {
 		blk = binary.AppendUvarint(blk, uint64(len(m.buf)))
 		blk = append(blk, m.buf...)
 		if internal {
+			if k.Depth < MaxDepth {
+				m.fill = append(m.fill, fill{ei, uint64(last)<<24 | uint64(len(blk))})
+			}
 			blk = append(blk, make([]byte, 10)...)
 		}
 		m.blocks[last] = blk
@@ -305,25 +334,22 @@ func (m *MemStore) Apply(b *Batch) {
 			m.n++
 		}
 		m.slots[i] = tag(h) | pos
-		if internal && k.Depth < MaxDepth {
-			m.pos = append(m.pos, pos)
-		}
 	}
 	// Record where the children of the batch's internal nodes are, once
 	// they are all stored.
-	for _, pos := range m.pos {
-		k, _ := m.key(pos)
-		enc, _ := m.node(pos)
-		var n Node
-		if parseNode(enc, &n, nil) != nil {
-			continue
-		}
-		hints := m.at(pos)[11+(int(k.Depth)+7)/8+uvarintLen(len(enc))+len(enc):]
-		for side, c := range [2]Child{n.Left, n.Right} {
+	for _, f := range m.fill {
+		e := &b.Nodes[f.node]
+		hints := m.at(f.at)
+		d := int(e.Key.Depth)
+		ck := NodeKey{Depth: uint16(d + 1), Path: e.Key.Path}
+		for side, c := range [2]*Child{&e.Node.Left, &e.Node.Right} {
 			if c.Kind == KindNull {
 				continue
 			}
-			ck := NodeKey{Version: c.Version, Depth: k.Depth + 1, Path: withBit(k.Path, int(k.Depth), byte(side))}
+			ck.Version = c.Version
+			if side == 1 {
+				ck.Path[d>>3] |= 1 << (7 - uint(d&7))
+			}
 			if i, ok := m.find(&ck, m.hash(&ck)); ok {
 				putUint40(hints[5*side:], m.slots[i]&posMask+1)
 			}
