@@ -75,7 +75,7 @@
 // An update takes the writes of a batch sorted by key hash and descends the
 // tree once for all of them: the nodes shared by several paths are read and
 // hashed once per batch, and the two halves of a large batch are hashed on
-// separate goroutines (below depth 2, from 512 writes).
+// separate goroutines (below depth 2, from 64 writes).
 //
 // # Proofs
 //
