@@ -88,6 +88,32 @@ func BenchmarkUpdate(b *testing.B) {
 	}
 }
 
+// BenchmarkUpdateReader: BenchmarkUpdate through a NodeReader that is not
+// one of the package's stores, as the ledger's durable store will be: each
+// read allocates its decoded node and finds it by its key, without the
+// hints of MemStore's entries (but without a database's cost either).
+func BenchmarkUpdateReader(b *testing.B) {
+	benchTree(b)
+	tr := statetree.New(plainReader{bench.store})
+	for _, n := range []int{100, 25600} {
+		b.Run("batch="+strconv.Itoa(n), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(3, uint64(n)))
+			ws := make([]statetree.Write, n)
+			for i := range ws {
+				ws[i] = put(benchKey(benchKeys+rng.Uint64()), benchValue(rng))
+			}
+			ws = sortWrites(ws)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := tr.Update(1, 2, ws); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(ws)), "ns/write")
+		})
+	}
+}
+
 // BenchmarkBlock: what the state commitment would add to the execution and
 // commit of one block of 100 fresh keys at 1M keys: the update through the
 // block's overlay, laying its batch over, and encoding its nodes and stale

@@ -75,7 +75,7 @@
 // An update takes the writes of a batch sorted by key hash and descends the
 // tree once for all of them: the nodes shared by several paths are read and
 // hashed once per batch, and the two halves of a large batch are hashed on
-// separate goroutines (below depth 2, from 512 writes).
+// separate goroutines (below depth 2, from 64 writes).
 //
 // # Proofs
 //
@@ -172,16 +172,25 @@
 //     [VerifyNonInclusion] with SHA-256(key).
 //
 // Cost is why this is not wired yet. At a million keys an update of 100
-// fresh keys changes 16.4 nodes a write (8.5 at 25,600 writes a batch), so
-// a block of 100 writes costs about 1,800 SHA-256 (about 200 ns each here,
-// with SHA-NI): at least 350 µs a block before any storage read, where
-// the whole sync pipeline spends about 110 µs a block today and the
-// commitment's budget is 30 µs. What the wiring needs first: replaying
+// fresh keys changes 16.4 nodes a write (8.5 at 25,600 writes a batch, 5.4
+// at 262,144), so a block of 100 writes costs about 1,800 SHA-256 (about
+// 150 ns each here, with SHA-NI): at least 270 µs a block before any
+// storage read, where the whole sync pipeline spends about 110 µs a block
+// today and the commitment's budget is 30 µs. On two cores, from a
+// MemStore (whose reads allocate nothing and follow its entries' hints
+// down a path, a cache miss a node), an update costs 6.7 µs a write in a
+// batch of 100 (1.3 ms a block, with its overlay and encoding), 3.2 µs at
+// 25,600 and 2.9 µs at 262,144; hashing and reads are each about a fifth
+// of the CPU time, the rest the update's own work and the collector.
+// Through any other NodeReader each read allocates and finds its key
+// (BenchmarkUpdateReader: 7.8 and 4.5 µs a write at 100 and 25,600, before
+// a database's own cost). What the wiring needs first: replaying
 // syncs batch the tree updates of many blocks (only the target's root is
 // checked); a cache of the upper levels of the latest tree (each write
 // reads about 15 nodes, a bbolt read costs about a microsecond); 16-ary
 // stored nodes (as Jellyfish), about four times fewer node writes for the
 // same hashes. Consensus-time execution keeps one update per block: a
-// millisecond or two per 100 writes, cheap at consensus rates. The
-// package's benchmarks (BenchmarkBlock, BenchmarkUpdate) measure these.
+// millisecond or so per 100 writes, cheap at consensus rates. The
+// package's benchmarks (BenchmarkBlock, BenchmarkUpdate,
+// BenchmarkUpdateReader) measure these.
 package statetree

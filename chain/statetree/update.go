@@ -14,10 +14,12 @@ import (
 const Empty = ^uint64(0)
 
 // Parallel hashing: an update splits the subtrees below depth parallelDepth
-// between goroutines when at least parallelMin writes go into them.
+// between goroutines when at least parallelMin writes go into them. A
+// goroutine costs about a microsecond and 64 writes into a large tree
+// some hundreds, so a block of 100 writes is already split in two.
 const (
 	parallelDepth = 2
-	parallelMin   = 512
+	parallelMin   = 64
 )
 
 // Write is one write of a batch: Value under Key, or the deletion of Key.
