@@ -94,24 +94,23 @@ func (f *forward) insertReady(ctx context.Context) (bool, error) {
 // to insert now, and the QC that certifies its last block: the first
 // block of the next window, when that one is here. Otherwise the last block
 // is held for the next insert, so that no insert computes a state root of
-// its own and the state tree follows in large updates; the target itself,
-// which no fetched block certifies, is inserted with its state computed.
+// its own and the state tree follows in large updates. The target itself,
+// which no fetched block certifies, is left to the walk that follows,
+// with the blocks that certify it.
 func (f *forward) certify(batch []*chain.Block, n int) ([]*chain.Block, *chain.QuorumCert) {
 	if len(batch) == 0 {
 		return batch, nil
 	}
 	last := batch[len(batch)-1]
 	f.held = nil
-	if last.ID == f.target.ID {
-		return batch, nil
-	}
 	if n < len(f.windows) && f.windows[n].done {
 		if next := f.windows[n].blocks; len(next) > 0 && next[0].ParentID() == last.ID {
 			return batch, next[0].QC()
 		}
 	}
+	// The held block's QC certifies the one before it.
 	f.held = last
-	return batch[:len(batch)-1], nil
+	return batch[:len(batch)-1], last.QC()
 }
 
 // unknown returns blocks without the leading ones at or below the root or

@@ -105,16 +105,9 @@ func (m *Manager) syncTo(ctx context.Context, si *chain.SyncInfo, from peer.ID) 
 	if err := m.fetchQuorumCert(ctx, si.HighestCommitCert, from, banned); err != nil {
 		return err
 	}
-	if err := m.fetchQuorumCert(ctx, si.HighestQC, from, banned); err != nil {
-		return err
-	}
-	// The sync deferred the blocks' state roots: the state tree catches up
-	// with the committed ledger and its root is checked against the signed
-	// one, so that a synced node holds a verified state.
-	if err := m.store.Ledger().Settle(); err != nil {
-		return fmt.Errorf("syncer: state after the sync: %w", err)
-	}
-	return nil
+	// The sync deferred the blocks' state roots: the ledger's state tree
+	// follows afterwards (ledger.Settle), as the node schedules it.
+	return m.fetchQuorumCert(ctx, si.HighestQC, from, banned)
 }
 
 // FetchQuorumCert inserts qc, fetching first the block it certifies and

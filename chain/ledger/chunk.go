@@ -7,7 +7,6 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/p2pnode/p2pnode/chain"
-	"github.com/p2pnode/p2pnode/chain/statetree"
 )
 
 // Limits of a chunk. They bound what a peer can make a node allocate and
@@ -270,20 +269,6 @@ func (l *Ledger) ApplyChunk(c *Chunk, target *chain.LedgerInfoWithSignatures) er
 	}
 	end := c.End()
 	if end == info.Version {
-		// The last chunk: the tree follows the transactions up to it,
-		// then takes its writes in the same batch, whose root must be the
-		// target's.
-		if err := l.catchUpLocked(version, nil); err != nil {
-			return fmt.Errorf("ledger: apply chunk: %w", err)
-		}
-		tb, err := statetree.New(l.st).Update(treeBase(version), end, treeWrites(batch.Writes))
-		if err != nil {
-			return fmt.Errorf("ledger: apply chunk: state: %w", err)
-		}
-		if tb.Root != info.StateRoot {
-			return fmt.Errorf("%w: version %d: computed %s, signed %s", ErrStateRoot, end, tb.Root.Short(), info.StateRoot.Short())
-		}
-		batch.Tree = []*statetree.Batch{tb}
 		batch.LedgerInfo = target
 	}
 	acc, err := chain.AccumulatorFromFrontier(end, after)
@@ -298,14 +283,9 @@ func (l *Ledger) ApplyChunk(c *Chunk, target *chain.LedgerInfoWithSignatures) er
 	l.version, l.acc = end, acc
 	if batch.LedgerInfo != nil {
 		l.li, l.committed = target, info
-		l.treeVersion = end
 	}
 	clear(l.results)
-	behind := l.version - l.treeVersion
 	l.mu.Unlock()
-	if behind >= treeLag {
-		return l.catchUpLocked(end, nil)
-	}
 	return nil
 }
 
@@ -330,15 +310,6 @@ func (l *Ledger) FastForward(target *chain.LedgerInfoWithSignatures) error {
 	}
 	if root := l.Root(); root != info.ExecutedStateID {
 		return fmt.Errorf("%w: root %s, target root %s", ErrCommitMismatch, root.Short(), info.ExecutedStateID.Short())
-	}
-	if err := l.catchUpLocked(version, &info.StateRoot); err != nil {
-		return fmt.Errorf("ledger: fast forward: %w", err)
-	}
-	switch root, err := durableStateRoot(l.st, version); {
-	case err != nil:
-		return fmt.Errorf("ledger: fast forward: %w", err)
-	case root != info.StateRoot:
-		return fmt.Errorf("%w: version %d: %s, signed %s", ErrStateRoot, version, root.Short(), info.StateRoot.Short())
 	}
 	switch committed := l.Committed(); {
 	case committed == info:

@@ -367,11 +367,7 @@ func (l *Ledger) CommitWith(blocks []*chain.Block, li *chain.LedgerInfoWithSigna
 			delete(l.results, id)
 		}
 	}
-	behind := l.version - l.treeVersion
 	l.mu.Unlock()
-	if behind >= treeLag {
-		return l.catchUpLocked(target.Version, &target.StateRoot)
-	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -267,17 +268,14 @@ func (l *Ledger) ExecuteCertifiedChain(blocks []*chain.Block) error {
 	return nil
 }
 
-// The durable state tree may lag the transactions: a commit of blocks
-// whose roots were deferred stores no tree, and the tree follows in
-// updates of up to treeStep transactions once it is treeLag behind, or
-// when its state is needed ([Ledger.Settle]). Large updates share the
-// upper nodes of many writes: a tree of a million keys costs about two
-// stored nodes a write built at once, against eight or more in updates of
-// a block batch.
-const (
-	treeLag  = 1 << 18
-	treeStep = 1 << 18
-)
+// The durable state tree may lag the transactions, as a stage of its own:
+// a commit of blocks whose roots were deferred (a sync's) stores no tree,
+// and Settle brings the tree up to the ledger afterwards, in updates of up
+// to treeStep transactions read back from the storage, checking the root
+// at the committed version. A fresh node's tree is thus built in a few
+// large updates, which share the upper nodes of many writes, rather than
+// one per block batch; each update's memory is bounded by treeStep.
+const treeStep = 1 << 16
 
 // treesComputed reports whether the newest block of path that owns a tree
 // has it computed already (or none owns one): a commit of path then
@@ -299,19 +297,24 @@ func (l *Ledger) TreeVersion() uint64 {
 	return l.treeVersion
 }
 
-// Settle brings the durable state tree up to the durable transactions and,
-// at the committed version, checks its root against the committed block's
-// signed one (ErrStateRoot). A node that synced settles before it serves
-// state or executes a block of its own; Execute settles when it has to.
-func (l *Ledger) Settle() error {
-	l.mu.Lock()
-	to, c := l.version, l.committed
-	l.mu.Unlock()
-	var want *chain.Hash
-	if to == c.Version {
-		want = &c.StateRoot
+// Settle brings the durable state tree up to the durable transactions and
+// checks its root at the committed version against the committed block's
+// signed one (ErrStateRoot). It takes the ledger's write lock one update at
+// a time, so that commits go on meanwhile, and stops between updates when
+// ctx ends. A node runs it after a sync; Execute runs it when it must
+// compute a state on the committed one.
+func (l *Ledger) Settle(ctx context.Context) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		l.writeMu.Lock()
+		done, err := l.settleStep()
+		l.writeMu.Unlock()
+		if err != nil || done {
+			return err
+		}
 	}
-	return l.catchUp(to, want)
 }
 
 // settleIfBehind settles a ledger whose tree lags its transactions.
@@ -322,44 +325,36 @@ func (l *Ledger) settleIfBehind() error {
 	if !behind {
 		return nil
 	}
-	return l.Settle()
+	return l.Settle(context.Background())
 }
 
-// catchUp updates the durable state tree to version to, in steps of at
-// most treeStep transactions read back from the storage, each written on
-// its own; the root at to must be want, if not nil.
-func (l *Ledger) catchUp(to uint64, want *chain.Hash) error {
-	l.writeMu.Lock()
-	defer l.writeMu.Unlock()
-	return l.catchUpLocked(to, want)
-}
-
-// catchUpLocked is catchUp with writeMu held.
-func (l *Ledger) catchUpLocked(to uint64, want *chain.Hash) error {
-	for {
-		l.mu.Lock()
-		from, version, frontier := l.treeVersion, l.version, l.acc.Frontier()
-		l.mu.Unlock()
-		if from >= to {
-			return nil
-		}
-		n := min(to-from, treeStep)
-		txs, err := l.st.Txs(from, n)
-		if err != nil {
-			return fmt.Errorf("ledger: state tree from version %d: %w", from, err)
-		}
-		tb, err := statetree.New(l.st).Update(treeBase(from), from+n, treeWrites(stateWrites(from, txs)))
-		if err != nil {
-			return fmt.Errorf("ledger: state tree from version %d: %w", from, err)
-		}
-		if from+n == to && want != nil && tb.Root != *want {
-			return fmt.Errorf("%w: version %d: computed %s, signed %s", ErrStateRoot, to, tb.Root.Short(), want.Short())
-		}
-		if err := l.st.Commit(&Batch{StartVersion: version, Frontier: frontier, Tree: []*statetree.Batch{tb}}); err != nil {
-			return fmt.Errorf("ledger: state tree to version %d: %w", from+n, err)
-		}
-		l.mu.Lock()
-		l.treeVersion = from + n
-		l.mu.Unlock()
+// settleStep updates the durable state tree by at most treeStep
+// transactions towards the durable version, and reports whether it is
+// there. writeMu is held.
+func (l *Ledger) settleStep() (bool, error) {
+	l.mu.Lock()
+	from, version, frontier, committed := l.treeVersion, l.version, l.acc.Frontier(), l.committed
+	l.mu.Unlock()
+	if from >= version {
+		return true, nil
 	}
+	n := min(version-from, treeStep)
+	txs, err := l.st.Txs(from, n)
+	if err != nil {
+		return false, fmt.Errorf("ledger: state tree from version %d: %w", from, err)
+	}
+	tb, err := statetree.New(l.st).Update(treeBase(from), from+n, treeWrites(stateWrites(from, txs)))
+	if err != nil {
+		return false, fmt.Errorf("ledger: state tree from version %d: %w", from, err)
+	}
+	if from+n == committed.Version && tb.Root != committed.StateRoot {
+		return false, fmt.Errorf("%w: version %d: computed %s, signed %s", ErrStateRoot, from+n, tb.Root.Short(), committed.StateRoot.Short())
+	}
+	if err := l.st.Commit(&Batch{StartVersion: version, Frontier: frontier, Tree: []*statetree.Batch{tb}}); err != nil {
+		return false, fmt.Errorf("ledger: state tree to version %d: %w", from+n, err)
+	}
+	l.mu.Lock()
+	l.treeVersion = from + n
+	l.mu.Unlock()
+	return from+n >= version, nil
 }

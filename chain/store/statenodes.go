@@ -14,7 +14,8 @@ import (
 	"github.com/p2pnode/p2pnode/chain/statetree"
 )
 
-// The state tree's buckets, one record per tree update (per version):
+// The state tree's buckets, one record per tree update (per version), each
+// the value of a nested bucket named by the version, as the ledger's runs:
 //
 //	tree_nodes  version (8 bytes, big endian) -> node run
 //	tree_stale  version                       -> the NodeKeys the update made stale
@@ -34,6 +35,9 @@ var (
 	bucketTreeStale = []byte("tree_stale")
 )
 
+// firstKey positions c on its first key and returns it.
+func firstKey(c *bolt.Cursor) []byte { k, _ := c.First(); return k }
+
 // nodeRun is an encoded node run of a version.
 type nodeRun struct {
 	version uint64
@@ -52,7 +56,7 @@ func (s *Store) Node(k statetree.NodeKey) (*statetree.Node, error) {
 	}
 	var n *statetree.Node
 	err := s.db.View(func(tx *bolt.Tx) error {
-		raw, err := findNode(tx.Bucket(bucketTreeNodes).Get(versionKey(k.Version)), k)
+		raw, err := findNode(treeRun(tx.Bucket(bucketTreeNodes), k.Version), k)
 		if err != nil || raw == nil {
 			return err
 		}
@@ -67,6 +71,16 @@ func (s *Store) Node(k statetree.NodeKey) (*statetree.Node, error) {
 		err = fmt.Errorf("%w: %d/%d", statetree.ErrNodeNotFound, k.Version, k.Depth)
 	}
 	return n, err
+}
+
+// treeRun returns the record of version in b (a tree bucket), nil if none.
+// Like the ledger's runs, each is the value of a nested bucket (see
+// runKey), so that a commit never rewrites an earlier one.
+func treeRun(b *bolt.Bucket, version uint64) []byte {
+	if sub := b.Bucket(versionKey(version)); sub != nil {
+		return sub.Get(runKey)
+	}
+	return nil
 }
 
 // posKey appends to b the part of k's encoding after its version: depth
@@ -239,7 +253,7 @@ func putTree(tx *bolt.Tx, trees []*statetree.Batch) (*nodeRun, error) {
 		}
 		if len(tb.Nodes) > 0 {
 			last = &nodeRun{version: tb.Version, run: encodeRun(tb.Nodes)}
-			if err := nodes.Put(versionKey(tb.Version), last.run); err != nil {
+			if err := putRun(nodes, versionKey(tb.Version), last.run); err != nil {
 				return nil, fmt.Errorf("store: put tree nodes of version %d: %w", tb.Version, err)
 			}
 		}
@@ -253,7 +267,7 @@ func putTree(tx *bolt.Tx, trees []*statetree.Batch) (*nodeRun, error) {
 				rec = binary.AppendUvarint(rec, uint64(len(k)))
 				rec = append(rec, k...)
 			}
-			if err := stale.Put(versionKey(tb.Version), rec); err != nil {
+			if err := putRun(stale, versionKey(tb.Version), rec); err != nil {
 				return nil, fmt.Errorf("store: put stale tree nodes of version %d: %w", tb.Version, err)
 			}
 		}
@@ -269,8 +283,8 @@ func pruneTree(tx *bolt.Tx, w uint64) (int, error) {
 	nodes, stale := tx.Bucket(bucketTreeNodes), tx.Bucket(bucketTreeStale)
 	doomed := make(map[uint64][]statetree.NodeKey) // by the version of their run
 	var records [][]byte
-	c := stale.Cursor()
-	for k, v := c.First(); k != nil && binary.BigEndian.Uint64(k) <= w; k, v = c.Next() {
+	c := newRunCursor(stale)
+	for k, v := c.value(firstKey(c.c)); k != nil && len(k) == 8 && binary.BigEndian.Uint64(k) <= w; k, v = c.next() {
 		records = append(records, bytes.Clone(k))
 		for len(v) > 0 {
 			size, n := binary.Uvarint(v)
@@ -287,7 +301,7 @@ func pruneTree(tx *bolt.Tx, w uint64) (int, error) {
 	}
 	deleted := 0
 	for version, keys := range doomed {
-		run := nodes.Get(versionKey(version))
+		run := treeRun(nodes, version)
 		if run == nil {
 			continue
 		}
@@ -319,17 +333,19 @@ func pruneTree(tx *bolt.Tx, w uint64) (int, error) {
 			}
 			keep = append(keep, statetree.NodeEntry{Key: nk, Node: n})
 		}
-		if len(keep) == 0 {
-			err = nodes.Delete(versionKey(version))
-		} else if len(keep) < count {
-			err = nodes.Put(versionKey(version), encodeRun(keep))
+		if len(keep) < count {
+			// The nested bucket goes, and comes back with what stays.
+			err = nodes.DeleteBucket(versionKey(version))
+			if err == nil && len(keep) > 0 {
+				err = putRun(nodes, versionKey(version), encodeRun(keep))
+			}
 		}
 		if err != nil {
 			return 0, fmt.Errorf("store: prune tree nodes of version %d: %w", version, err)
 		}
 	}
 	for _, k := range records {
-		if err := stale.Delete(k); err != nil {
+		if err := stale.DeleteBucket(k); err != nil {
 			return 0, fmt.Errorf("store: prune stale tree record: %w", err)
 		}
 	}

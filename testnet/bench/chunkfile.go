@@ -199,7 +199,7 @@ func insertAll(ctx context.Context, c *chainFile, s *blockstore.Store, batch int
 	if err := s.InsertQC(c.meta.LastQC); err != nil {
 		return err
 	}
-	return s.Ledger().Settle()
+	return s.Ledger().Settle(ctx)
 }
 
 // loadChunks opens the chunk file in dir, whose chunks prove against the
