@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/p2pnode/p2pnode/chain/blockstore"
 	"github.com/p2pnode/p2pnode/chain/chaintest"
 	"github.com/p2pnode/p2pnode/node"
+	"github.com/p2pnode/p2pnode/protocol"
 )
 
 // fullNodeSeed derives the keys of full nodes, which are not validators.
@@ -80,6 +82,10 @@ func start(t testing.TB, cfg node.Config) *node.Node {
 			t.Errorf("Run: %v", err)
 		}
 	})
+	// Run registers the stream handlers: a test that dials at once must
+	// not find the protocols missing.
+	blocks := protocol.BlocksID(cfg.Genesis.ChainID)
+	waitFor(t, "the node's stream handlers", func() bool { return slices.Contains(n.Host().Mux().Protocols(), blocks) })
 	return n
 }
 
