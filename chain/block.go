@@ -102,13 +102,15 @@ func (b *Block) Payload() [][]byte {
 // IsGenesis reports whether b is a genesis block.
 func (b *Block) IsGenesis() bool { return b.Data.Kind == KindGenesis }
 
-// Info returns b's BlockInfo given the result of executing it.
-func (b *Block) Info(executedStateID Hash, version uint64) BlockInfo {
+// Info returns b's BlockInfo given the result of executing it: the
+// accumulator root, the state tree's root and the version after it.
+func (b *Block) Info(executedStateID, stateRoot Hash, version uint64) BlockInfo {
 	return BlockInfo{
 		Epoch:           b.Data.Epoch,
 		Round:           b.Data.Round,
 		ID:              b.ID,
 		ExecutedStateID: executedStateID,
+		StateRoot:       stateRoot,
 		Version:         version,
 		TimestampUsecs:  b.Data.TimestampUsecs,
 	}

@@ -20,14 +20,14 @@ func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 // TestDecodeStrict feeds Decode encodings that differ from a valid one in a
 // single way. Offsets below follow the canonical layouts: a BlockInfo is
-// 0x86 epoch round 0x58 0x20 <id> ..., a Block is 0x83 0x58 0x20 <id> 0x87
+// 0x87 epoch round 0x58 0x20 <id> ..., a Block is 0x83 0x58 0x20 <id> 0x87
 // kind epoch round ..., a Genesis is 0x83 0x69 "chaintest" ....
 func TestDecodeStrict(t *testing.T) {
 	f := newFixture(t)
 	bi := mustEncode(t, &f.nodes[3].Info) // epoch 1, round 4
 	blk := mustEncode(t, f.nodes[3].Block)
 	gen := mustEncode(t, f.v.Genesis)
-	if bi[0] != 0x86 || bi[1] != 0x01 || bi[2] != 0x04 || bi[3] != 0x58 || blk[35] != 0x87 || gen[1] != 0x69 {
+	if bi[0] != 0x87 || bi[1] != 0x01 || bi[2] != 0x04 || bi[3] != 0x58 || blk[35] != 0x87 || gen[1] != 0x69 {
 		t.Fatalf("unexpected layout: %x / %x / %x", bi[:4], blk[:36], gen[:2])
 	}
 	newBI := func() any { return new(chain.BlockInfo) }
@@ -59,8 +59,8 @@ func TestDecodeStrict(t *testing.T) {
 		{"indefinite-length text string", cat(gen[:1], []byte{0x7f}, gen[1:11], []byte{0xff}, gen[11:]), newGenesis, 0, new(indef)},
 		{"self-describe tag on a block", cat([]byte{0xd9, 0xd9, 0xf7}, blk), newBlock, 0, new(tags)},
 		{"tag on an integer", cat(bi[:1], []byte{0xc1}, bi[1:]), newBI, 0, new(tags)},
-		{"block info array too short", cat([]byte{0x85}, bi[1:len(bi)-9]), newBI, 0, new(typeErr)},
-		{"block info array too long", cat([]byte{0x87}, bi[1:], []byte{0x00}), newBI, 0, new(typeErr)},
+		{"block info array too short", cat([]byte{0x86}, bi[1:len(bi)-9]), newBI, 0, new(typeErr)},
+		{"block info array too long", cat([]byte{0x88}, bi[1:], []byte{0x00}), newBI, 0, new(typeErr)},
 		{"block array too short", cat([]byte{0x82}, blk[1:len(blk)-66]), newBlock, 0, new(typeErr)},
 		{"hash of 31 bytes", cat(bi[:3], []byte{0x58, 31}, bi[5:36], bi[37:]), newBI, 0, nil},
 		{"hash of 33 bytes", cat(bi[:3], []byte{0x58, 33}, bi[5:37], []byte{0}, bi[37:]), newBI, 0, nil},

@@ -11,6 +11,10 @@ import (
 // accumulator, SHA-256 of the empty string: the executed state of genesis.
 var EmptyAccumulatorRoot = Hash(sha256.Sum256(nil))
 
+// EmptyStateRoot is the state tree's root of the empty state: 32 zero
+// bytes, the hash of an empty subtree (statetree.Placeholder).
+var EmptyStateRoot Hash
+
 // Genesis defines a chain: its id, its start time and its validator set.
 // Every node of a chain starts from the same Genesis; its hash is the genesis
 // block's payload, so two chains never share a block id.
@@ -85,7 +89,7 @@ func (g *Genesis) Block() *Block {
 
 // BlockInfo returns the executed info of the genesis block: an empty ledger.
 func (g *Genesis) BlockInfo() BlockInfo {
-	return g.Block().Info(EmptyAccumulatorRoot, 0)
+	return g.Block().Info(EmptyAccumulatorRoot, EmptyStateRoot, 0)
 }
 
 // QC returns the genesis quorum certificate. It certifies the genesis block,

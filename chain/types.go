@@ -21,6 +21,10 @@ type BlockInfo struct {
 	// ExecutedStateID is the root of the transaction accumulator after the
 	// block's transactions were appended.
 	ExecutedStateID Hash
+	// StateRoot is the root of the state tree (chain/statetree) after the
+	// block's writes: it commits to every key/value pair of the state at
+	// Version. The empty state's root is [EmptyStateRoot].
+	StateRoot Hash
 	// Version is the number of transactions in the ledger after the block:
 	// transactions have versions 0 … Version-1.
 	Version uint64

@@ -84,7 +84,7 @@ func (c *commitLog) record(bs []*chain.Block, _ chain.QuorumCert) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, b := range bs {
-		c.blocks = append(c.blocks, b.Info(chain.Hash{}, 0))
+		c.blocks = append(c.blocks, b.Info(chain.Hash{}, chain.Hash{}, 0))
 	}
 	if c.reached != nil && len(c.blocks) >= c.target {
 		close(c.reached)

@@ -57,6 +57,7 @@ type Node struct {
 	handler  http.Handler // the HTTP API
 
 	changed chan struct{} // the SyncInfo may have changed
+	synced  chan struct{} // a sync ended: the state tree may lag (see settle)
 	gossip  atomic.Pointer[gossip]
 	worker  atomic.Pointer[syncWorker]
 	ran     atomic.Bool
@@ -80,6 +81,7 @@ func New(cfg Config) (n *Node, err error) {
 		metrics: newMetrics(),
 		gater:   newGater(),
 		changed: make(chan struct{}, 1),
+		synced:  make(chan struct{}, 1),
 		build:   ReadBuildInfo(cfg.Version),
 	}
 	n.ops = newOpsMetrics(n.metrics.reg, n.build)
@@ -208,6 +210,7 @@ func (n *Node) Run(ctx context.Context) error {
 	workers.Go(func() { boot.run(wctx) })
 	workers.Go(func() { n.announce(wctx, g) })
 	workers.Go(func() { n.txs.run(wctx, g.tx) })
+	workers.Go(func() { n.settle(wctx, log.With("logger", "p2pnode/node")) })
 	if n.cfg.PruneWindow > 0 {
 		workers.Go(func() { n.prune(wctx, log.With("logger", "p2pnode/node")) })
 	}
@@ -332,6 +335,10 @@ func (n *Node) signalChanged() {
 func (n *Node) syncDone(err error) {
 	n.metrics.syncs.WithLabelValues(syncResult(err)).Inc()
 	n.signalChanged()
+	select {
+	case n.synced <- struct{}{}:
+	default:
+	}
 }
 
 // waitForPeers returns once the host has a connection, or ctx's error.

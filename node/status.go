@@ -38,6 +38,9 @@ type Status struct {
 	// EarliestVersion is the first version whose transaction the node
 	// keeps: 0 unless it pruned its history (Config.PruneWindow).
 	EarliestVersion uint64 `json:"earliest_version"`
+	// StateTreeVersion is the version of the node's state tree: the
+	// committed version, or below it while the tree follows a sync.
+	StateTreeVersion uint64 `json:"state_tree_version"`
 	// Version is the node's build version.
 	Version string `json:"version"`
 }
@@ -77,6 +80,7 @@ func (n *Node) Status() Status {
 		s.EarliestRound = cbs[0].Info.Round
 	}
 	s.EarliestVersion, _ = n.opened.Disk.Earliest()
+	s.StateTreeVersion = n.opened.Ledger.TreeVersion()
 	s.Version = n.build.Version
 	for _, a := range n.host.Addrs() {
 		s.ListenAddrs = append(s.ListenAddrs, a.String())

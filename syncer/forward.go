@@ -85,6 +85,9 @@ type forward struct {
 	// progress holds (0: none); the insert reports on insertDone.
 	inserting  int
 	insertDone chan error
+	// held is the last block of the last insert, when no block at hand
+	// certified it: it goes first in the next one (see certify).
+	held *chain.Block
 	// toExecute takes complete windows, in round order, to execute ahead
 	// of their insert; executed brings them back (see [forward.execute]).
 	toExecute chan execJob

@@ -33,6 +33,9 @@ func (f *forward) insertReady(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	blocks := f.unknown(head.blocks)
+	if h := f.held; h != nil && len(blocks) > 0 && blocks[0].ParentID() == h.ID && !f.m.store.BlockExists(h.ID) {
+		blocks = append([]*chain.Block{h}, blocks...)
+	}
 	if len(blocks) > 0 && !f.m.store.BlockExists(blocks[0].ParentID()) {
 		f.m.stats.forwardRelinks.Add(1)
 		f.m.log.Debug("forward window does not follow: filling the gap", "round", blocks[0].Round(), "peer", head.peer)
@@ -82,8 +85,32 @@ func (f *forward) insertReady(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	f.inserting = n
-	go func() { f.insertDone <- f.insert(ctx, batch) }()
+	batch, cert := f.certify(batch, n)
+	go func() { f.insertDone <- f.insert(ctx, batch, cert) }()
 	return true, nil
+}
+
+// certify returns the part of batch, the blocks of the first n windows,
+// to insert now, and the QC that certifies its last block: the first
+// block of the next window, when that one is here. Otherwise the last block
+// is held for the next insert, so that no insert computes a state root of
+// its own and the state tree follows in large updates. The target itself,
+// which no fetched block certifies, is left to the walk that follows,
+// with the blocks that certify it.
+func (f *forward) certify(batch []*chain.Block, n int) ([]*chain.Block, *chain.QuorumCert) {
+	if len(batch) == 0 {
+		return batch, nil
+	}
+	last := batch[len(batch)-1]
+	f.held = nil
+	if n < len(f.windows) && f.windows[n].done {
+		if next := f.windows[n].blocks; len(next) > 0 && next[0].ParentID() == last.ID {
+			return batch, next[0].QC()
+		}
+	}
+	// The held block's QC certifies the one before it.
+	f.held = last
+	return batch[:len(batch)-1], last.QC()
 }
 
 // unknown returns blocks without the leading ones at or below the root or
@@ -99,7 +126,7 @@ func (f *forward) unknown(blocks []*chain.Block) []*chain.Block {
 // insert locks the blocks, newest first as the walk does (so that two
 // syncs never wait for each other in a cycle), and inserts those still
 // unknown.
-func (f *forward) insert(ctx context.Context, blocks []*chain.Block) error {
+func (f *forward) insert(ctx context.Context, blocks []*chain.Block, cert *chain.QuorumCert) error {
 	if len(blocks) == 0 {
 		return nil
 	}
@@ -110,7 +137,7 @@ func (f *forward) insert(ctx context.Context, blocks []*chain.Block) error {
 			return err
 		}
 	}
-	return f.m.insert(f.unknown(blocks))
+	return f.m.insert(f.unknown(blocks), cert)
 }
 
 // payloadSize returns the payload bytes of blocks.
@@ -168,11 +195,7 @@ func (f *forward) execute(ctx context.Context) {
 			locked = locks.lock(ctx, j.blocks[i].ID) == nil
 		}
 		if locked {
-			for _, b := range f.unknown(j.blocks) {
-				if _, err := l.Execute(b); err != nil {
-					break
-				}
-			}
+			_ = l.ExecuteCertifiedChain(f.unknown(j.blocks))
 		}
 		locks.releaseAll()
 		f.executed <- j

@@ -105,6 +105,8 @@ func (m *Manager) syncTo(ctx context.Context, si *chain.SyncInfo, from peer.ID) 
 	if err := m.fetchQuorumCert(ctx, si.HighestCommitCert, from, banned); err != nil {
 		return err
 	}
+	// The sync deferred the blocks' state roots: the ledger's state tree
+	// follows afterwards (ledger.Settle), as the node schedules it.
 	return m.fetchQuorumCert(ctx, si.HighestQC, from, banned)
 }
 
@@ -176,7 +178,7 @@ func (m *Manager) fetchQuorumCert(ctx context.Context, qc chain.QuorumCert, pref
 		next = pending[len(pending)-1].QC()
 	}
 	slices.Reverse(pending)
-	if err := m.insert(pending); err != nil {
+	if err := m.insert(pending, &qc); err != nil {
 		return err
 	}
 	return m.store.InsertQC(qc)
@@ -192,7 +194,12 @@ func (m *Manager) fetchQuorumCert(ctx context.Context, qc chain.QuorumCert, pref
 // InsertChain finds the results ready. A failed execution ahead is simply
 // done again by InsertChain, which reports the error; results left over
 // by a failed insert are dropped by the ledger's next commit past them.
-func (m *Manager) insert(pending []*chain.Block) error {
+//
+// cert, if not nil, certifies the last pending block; each batch's last
+// block is certified by the first of the next batch. So every block's
+// state root is deferred, and the ledger's state tree follows in large
+// updates (see ledger.ExecuteCertified).
+func (m *Manager) insert(pending []*chain.Block, cert *chain.QuorumCert) error {
 	if m.cfg.BlocksPerRequest == 1 {
 		for _, b := range pending {
 			if b.Round() <= m.store.Root().Info.Round {
@@ -209,13 +216,7 @@ func (m *Manager) insert(pending []*chain.Block) error {
 	}
 	const batch = 256
 	l := m.store.Ledger()
-	execute := func(blocks []*chain.Block) {
-		for _, b := range blocks {
-			if _, err := l.Execute(b); err != nil {
-				return
-			}
-		}
-	}
+	execute := func(blocks []*chain.Block) { _ = l.ExecuteCertifiedChain(blocks) }
 	for len(pending) > 0 {
 		n := min(batch, len(pending))
 		execute(pending[:n]) // done ahead but for the first batch: lookups only
@@ -223,7 +224,11 @@ func (m *Manager) insert(pending []*chain.Block) error {
 		if rest := pending[n:]; len(rest) > 0 {
 			ahead.Go(func() { execute(rest[:min(batch, len(rest))]) })
 		}
-		err := m.store.InsertChain(pending[:n])
+		last := cert
+		if n < len(pending) {
+			last = pending[n].QC()
+		}
+		err := m.store.InsertChainCertified(pending[:n], last)
 		ahead.Wait()
 		if err != nil {
 			return err

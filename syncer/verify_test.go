@@ -17,7 +17,7 @@ func forgedQCBlock(w *world, nd *chaintest.Node, q chain.LedgerInfoWithSignature
 	b := chaintest.CloneBlock(nd.Block)
 	b.Data.QuorumCert.SignedLedgerInfo = q
 	w.v.Reseal(b)
-	info := b.Info(nd.Info.ExecutedStateID, nd.Info.Version)
+	info := b.Info(nd.Info.ExecutedStateID, nd.Info.StateRoot, nd.Info.Version)
 	return b, w.v.SignQC(chain.VoteDataFor(b, info), chain.BlockInfo{}, w.v.All())
 }
 

@@ -287,7 +287,19 @@ func (s *Store) notifyQC(round uint64) {
 // one write (except those the insert commits, which the commit archives),
 // then inserted; the highest commit among their QCs is then carried out
 // once. Leading blocks at or below the root are skipped.
+//
+// Every block but the last is executed with its state root deferred
+// (ledger.ExecuteCertified): the next block's QC certifies it. The last
+// one is executed in full, its state computed now.
 func (s *Store) InsertChain(blocks []*chain.Block) error {
+	return s.InsertChainCertified(blocks, nil)
+}
+
+// InsertChainCertified is InsertChain with cert, if not nil, the QC that
+// certifies the last block: its state root is deferred too, so that a
+// syncing node computes the state tree in large updates, not for each
+// insert. cert is not inserted.
+func (s *Store) InsertChainCertified(blocks []*chain.Block, cert *chain.QuorumCert) error {
 	// Blocks at or below the root were committed meanwhile (by a concurrent
 	// sync, say): there is nothing to insert for them.
 	root := s.Root().Info.Round
@@ -306,7 +318,25 @@ func (s *Store) InsertChain(blocks []*chain.Block) error {
 		if i > 0 && b.ParentID() != blocks[i-1].ID {
 			return fmt.Errorf("blockstore: insert chain: block %s is not a child of %s", b.ID.Short(), blocks[i-1].ID.Short())
 		}
-		info, err := s.ledger.Execute(b)
+		var info chain.BlockInfo
+		var err error
+		switch {
+		case i+1 < len(blocks):
+			// The next block's QC certifies b: its state root is checked
+			// later, in one tree update with others'.
+			info, err = s.ledger.ExecuteCertified(b, blocks[i+1].QC().CertifiedBlock())
+		case cert != nil && cert.CertifiedBlock().ID == b.ID:
+			info, err = s.ledger.ExecuteCertified(b, cert.CertifiedBlock())
+		default:
+			// b's state is computed now, on that of the block this insert
+			// commits (checked first, so that the commit reuses its tree).
+			if c := highestCommit(blocks); c >= 0 && c < i {
+				if err := s.ledger.VerifyState(blocks[c].ID); err != nil {
+					return fmt.Errorf("blockstore: state of %s: %w", blocks[c].ID.Short(), err)
+				}
+			}
+			info, err = s.ledger.Execute(b)
+		}
 		if err != nil {
 			return fmt.Errorf("blockstore: execute %s: %w", b.ID.Short(), err)
 		}
@@ -346,6 +376,18 @@ func (s *Store) InsertChain(blocks []*chain.Block) error {
 		return err
 	}
 	return s.commitLocked(best)
+}
+
+// highestCommit returns the index in blocks of the block that the highest
+// commit among their QCs commits, -1 if none of them.
+func highestCommit(blocks []*chain.Block) int {
+	var best chain.BlockInfo
+	for _, b := range blocks {
+		if c := b.QC().CommitInfo(); !c.IsEmpty() && c.Round > best.Round {
+			best = c
+		}
+	}
+	return slices.IndexFunc(blocks, func(b *chain.Block) bool { return !best.IsEmpty() && b.ID == best.ID })
 }
 
 // insertLocked inserts blocks into the tree, each after the QC it carries.

@@ -47,7 +47,7 @@ func (f *fixture) prunedTree(tb testing.TB) *blocktree.Tree {
 func (f *fixture) proposal(round uint64, qc chain.QuorumCert) (*chain.Block, chain.BlockInfo) {
 	ts := qc.CertifiedBlock().TimestampUsecs + 1000
 	blk := chain.NewProposal(f.v.Leader(round), round, ts, qc, nil)
-	return blk, blk.Info(qc.CertifiedBlock().ExecutedStateID, qc.CertifiedBlock().Version)
+	return blk, blk.Info(qc.CertifiedBlock().ExecutedStateID, qc.CertifiedBlock().StateRoot, qc.CertifiedBlock().Version)
 }
 
 // resealed returns a copy of qc changed by change and signed again.

@@ -27,20 +27,23 @@ type BuilderConfig struct {
 // it.
 type Node struct {
 	Block *chain.Block
-	// Info is the block as executed by the chain's accumulator.
+	// Info is the block as executed by the chain's accumulator and state
+	// tree.
 	Info chain.BlockInfo
 	// QC certifies Block; it commits the grandparent when the three rounds
 	// are consecutive.
-	QC  chain.QuorumCert
-	acc *chain.Accumulator
+	QC    chain.QuorumCert
+	acc   *chain.Accumulator
+	trees *trees // the state trees of its lineage
 }
 
 // Round returns the node's round.
 func (n *Node) Round() uint64 { return n.Block.Round() }
 
 // Builder builds valid, fully signed chains and forks on top of one genesis.
-// Each node is independent of the others once built, so long chains can be
-// built and dropped piecewise. A Builder is not safe for concurrent use.
+// Nodes share the state trees of their lineage, of which only those of the
+// last 64 blocks are kept, so long chains can be built and dropped
+// piecewise; a fork must start from one of those blocks. A Builder is not safe for concurrent use.
 type Builder struct {
 	V       *Validators
 	cfg     BuilderConfig
@@ -59,6 +62,7 @@ func NewBuilder(v *Validators, cfg BuilderConfig) *Builder {
 	}
 	g := v.Genesis.Block()
 	gen := &Node{Block: g, Info: v.Genesis.BlockInfo(), QC: v.Genesis.QC(), acc: chain.NewAccumulator()}
+	gen.trees = newTrees(nil, gen)
 	return &Builder{V: v, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x7478)), genesis: gen}
 }
 
@@ -104,10 +108,12 @@ func (b *Builder) ChildWith(parent *Node, round uint64, author *chain.Signer, tx
 	for _, tx := range txs {
 		acc.Append(tx)
 	}
-	info := blk.Info(acc.Root(), acc.Size())
-	vd := chain.VoteDataFor(blk, info)
-	commit, _ := chain.CommitInfo(info, blk.QC())
-	return &Node{Block: blk, Info: info, QC: b.V.SignQC(vd, commit, b.cfg.Signers), acc: acc}
+	n := &Node{Block: blk, acc: acc}
+	n.Info = blk.Info(acc.Root(), parent.childTree(n, txs, acc.Size()), acc.Size())
+	vd := chain.VoteDataFor(blk, n.Info)
+	commit, _ := chain.CommitInfo(n.Info, blk.QC())
+	n.QC = b.V.SignQC(vd, commit, b.cfg.Signers)
+	return n
 }
 
 // Extend builds n blocks in consecutive rounds on top of parent and returns

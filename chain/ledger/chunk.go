@@ -280,12 +280,12 @@ func (l *Ledger) ApplyChunk(c *Chunk, target *chain.LedgerInfoWithSignatures) er
 	}
 
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.version, l.acc = end, acc
 	if batch.LedgerInfo != nil {
 		l.li, l.committed = target, info
 	}
 	clear(l.results)
+	l.mu.Unlock()
 	return nil
 }
 

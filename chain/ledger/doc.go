@@ -43,6 +43,23 @@
 // has no transaction: its executed state id is chain.EmptyAccumulatorRoot,
 // SHA-256 of the empty string, and its version 0.
 //
+// # The state root
+//
+// A block's info also carries the root of the state tree (chain/statetree)
+// after it, the state_root that a ledger info signs with the rest; the
+// empty state's is chain.EmptyStateRoot. Consensus computes it per block
+// ([Ledger.Execute]), on the trees of the block's uncommitted ancestors,
+// and a commit stores those trees. A sync, whose blocks a quorum certified,
+// does not: [Ledger.ExecuteCertified] computes the accumulator and takes
+// the quorum's state root, and commits of such blocks store no tree. The
+// durable tree then lags the transactions (Storage's TreeVersion) until
+// [Ledger.Settle] brings it up in a few large updates, read back from the
+// stored transactions, and checks its root at the committed version
+// against the signed one (ErrStateRoot). The transactions were verified
+// against the signed accumulator root by then, so a mismatch is never a
+// peer's fault. Executing a block in full on a lagging tree settles first.
+// State-sync chunks, likewise, leave the tree to follow.
+//
 // # The transaction accumulator
 //
 // The accumulator is the RFC 6962 (section 2.1) Merkle tree over all the

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/statetree"
 )
 
 // Ledger is the state computer: it executes blocks speculatively, commits a
@@ -25,23 +27,32 @@ type Ledger struct {
 	// writeMu serialises the writers; it is taken before mu.
 	writeMu sync.Mutex
 
-	mu        sync.Mutex
-	version   uint64             // number of durable transactions
-	acc       *chain.Accumulator // durable accumulator, size version; never mutated
-	li        *chain.LedgerInfoWithSignatures
-	committed chain.BlockInfo
-	results   map[chain.Hash]*result
+	mu          sync.Mutex
+	version     uint64             // number of durable transactions
+	treeVersion uint64             // version of the durable state tree, at most version
+	acc         *chain.Accumulator // durable accumulator, size version; never mutated
+	li          *chain.LedgerInfoWithSignatures
+	committed   chain.BlockInfo
+	results     map[chain.Hash]*result
 }
 
 // result is the speculative execution of one block. Its fields are never
-// modified once it is stored.
+// modified once it is stored, but for its state tree, which is computed at
+// most once, when the block executes or, if its root was deferred, when
+// the tree is first needed.
 type result struct {
 	info   chain.BlockInfo
 	parent chain.Hash
 	acc    *chain.Accumulator // after the block
 	txs    [][]byte           // the block's payload (a reference)
 	nodes  []Node             // accumulator nodes the block's append completes
+
+	treeMu sync.Mutex                // held while the tree is computed
+	tree   atomic.Pointer[stateTree] // nil: none of its own, or not computed yet
 }
+
+func (r *result) loadTree() *stateTree   { return r.tree.Load() }
+func (r *result) storeTree(t *stateTree) { r.tree.Store(t) }
 
 // New returns the ledger stored in st. An empty storage is a ledger at the
 // genesis g: its committed block is g's genesis block, at version 0.
@@ -64,6 +75,8 @@ func New(st Storage, g *chain.Genesis) (*Ledger, error) {
 		acc:     acc,
 		li:      c.LedgerInfo,
 		results: make(map[chain.Hash]*result),
+
+		treeVersion: c.TreeVersion,
 	}
 	l.committed = l.genesis
 	if c.LedgerInfo != nil {
@@ -74,6 +87,13 @@ func New(st Storage, g *chain.Genesis) (*Ledger, error) {
 		return nil, fmt.Errorf("%w: committed version %d past stored version %d", ErrCorrupt, l.committed.Version, c.Version)
 	case l.committed.Version == c.Version && acc.Root() != l.committed.ExecutedStateID:
 		return nil, fmt.Errorf("%w: accumulator root %s, committed state %s", ErrCorrupt, acc.Root().Short(), l.committed.ExecutedStateID.Short())
+	}
+	root, err := durableStateRoot(st, c.TreeVersion)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w: state tree at version %d: %w", ErrCorrupt, c.TreeVersion, err)
+	case l.committed.Version == c.TreeVersion && root != l.committed.StateRoot:
+		return nil, fmt.Errorf("%w: state root %s, committed state root %s", ErrCorrupt, root.Short(), l.committed.StateRoot.Short())
 	}
 	return l, nil
 }
@@ -130,14 +150,31 @@ func (l *Ledger) Get(key []byte) ([]byte, bool, error) {
 
 // Execute executes b speculatively on top of its parent, which must be the
 // committed block or an executed block not yet committed (else
-// ErrUnknownParent), and returns b's executed info. The result is kept until
-// b is committed or dropped (Commit, Forget); executing b again returns the
-// same info, and executing the committed block returns its info. In the
-// middle of a state sync only the committed block's accumulator is unknown,
-// so a child of it fails with ErrSyncing. The caller has verified b;
-// execution itself cannot fail on a transaction. b and its payload must not
-// be modified afterwards.
+// ErrUnknownParent), and returns b's executed info: its accumulator root
+// and its state tree's root. The result is kept until b is committed or
+// dropped (Commit, Forget); executing b again returns the same info, and
+// executing the committed block returns its info. In the middle of a state
+// sync only the committed block's accumulator is unknown, so a child of it
+// fails with ErrSyncing. The caller has verified b; execution itself
+// cannot fail on a transaction. b and its payload must not be modified
+// afterwards.
 func (l *Ledger) Execute(b *chain.Block) (chain.BlockInfo, error) {
+	return l.execute(b, nil)
+}
+
+// ExecuteCertified is Execute for a block whose executed info a quorum
+// certified, as quorum: the block's accumulator is computed, but its state
+// root is taken from quorum and checked later, when the tree is computed
+// for a descendant ([Ledger.Execute]), a check ([Ledger.VerifyState]) or a
+// commit, in one update for all the blocks since the last computed tree.
+// A syncing node thus pays one tree update per commit rather than per
+// block. A block without transactions keeps its parent's root, whatever
+// quorum says. The caller compares the info returned with quorum's.
+func (l *Ledger) ExecuteCertified(b *chain.Block, quorum chain.BlockInfo) (chain.BlockInfo, error) {
+	return l.execute(b, &quorum)
+}
+
+func (l *Ledger) execute(b *chain.Block, quorum *chain.BlockInfo) (chain.BlockInfo, error) {
 	l.mu.Lock()
 	if r, ok := l.results[b.ID]; ok {
 		l.mu.Unlock()
@@ -148,15 +185,19 @@ func (l *Ledger) Execute(b *chain.Block) (chain.BlockInfo, error) {
 		l.mu.Unlock()
 		return info, nil
 	}
-	var parent *chain.Accumulator
+	var (
+		parent     *chain.Accumulator
+		parentRoot chain.Hash
+		lineage    []*result // the parent and its uncommitted ancestors
+	)
 	if r, ok := l.results[b.ParentID()]; ok {
-		parent = r.acc
+		parent, parentRoot, lineage = r.acc, r.info.StateRoot, l.lineage(r)
 	} else if b.ParentID() == l.committed.ID && !b.IsGenesis() {
 		if l.version != l.committed.Version {
 			l.mu.Unlock()
 			return chain.BlockInfo{}, fmt.Errorf("%w: version %d, committed %d", ErrSyncing, l.version, l.committed.Version)
 		}
-		parent = l.acc
+		parent, parentRoot = l.acc, l.committed.StateRoot
 	}
 	l.mu.Unlock()
 	if parent == nil {
@@ -172,12 +213,33 @@ func (l *Ledger) Execute(b *chain.Block) (chain.BlockInfo, error) {
 		acc.AppendLeaf(chain.TxLeafHash(tx), visit)
 	}
 	r := &result{
-		info:   b.Info(acc.Root(), acc.Size()),
 		parent: b.ParentID(),
 		acc:    acc,
 		txs:    txs,
 		nodes:  nodes,
 	}
+	root := parentRoot
+	switch {
+	case len(txs) == 0:
+	case quorum != nil:
+		root = quorum.StateRoot
+	default:
+		if err := l.settleIfBehind(); err != nil {
+			return chain.BlockInfo{}, err
+		}
+		v, err := l.viewOf(lineage)
+		if err != nil {
+			return chain.BlockInfo{}, err
+		}
+		start := parent.Size()
+		tb, err := statetree.New(v).Update(treeBase(start), acc.Size(), treeWrites(stateWrites(start, txs)))
+		if err != nil {
+			return chain.BlockInfo{}, fmt.Errorf("ledger: state of %s: %w", b.ID.Short(), err)
+		}
+		r.storeTree(newStateTree(tb, treeBase(start)))
+		root = tb.Root
+	}
+	r.info = b.Info(acc.Root(), root, acc.Size())
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -256,8 +318,10 @@ func (l *Ledger) CommitWith(blocks []*chain.Block, li *chain.LedgerInfoWithSigna
 		path[i], parent = r, b.ID
 	}
 	start := l.version
+	eager := l.treeVersion == start && treesComputed(path)
 	l.mu.Unlock()
 
+	var err error
 	last := path[len(path)-1]
 	if last.info != target {
 		return fmt.Errorf("%w: executed %s version %d root %s, ledger info %s version %d root %s",
@@ -277,6 +341,11 @@ func (l *Ledger) CommitWith(blocks []*chain.Block, li *chain.LedgerInfoWithSigna
 		batch.Nodes = append(batch.Nodes, r.nodes...)
 	}
 	batch.Writes = stateWrites(start, batch.Txs)
+	if eager {
+		if batch.Tree, err = l.pathTrees(path); err != nil {
+			return fmt.Errorf("ledger: commit: %w", err)
+		}
+	}
 	batch.Blocks = make([]CommittedBlock, len(blocks))
 	for i, b := range blocks {
 		batch.Blocks[i] = CommittedBlock{Block: b, Info: path[i].info}
@@ -286,8 +355,10 @@ func (l *Ledger) CommitWith(blocks []*chain.Block, li *chain.LedgerInfoWithSigna
 	}
 
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.version, l.acc, l.li, l.committed = last.info.Version, last.acc, li, target
+	if n := len(batch.Tree); n > 0 {
+		l.treeVersion = batch.Tree[n-1].Version
+	}
 	for _, b := range blocks {
 		delete(l.results, b.ID)
 	}
@@ -296,6 +367,7 @@ func (l *Ledger) CommitWith(blocks []*chain.Block, li *chain.LedgerInfoWithSigna
 			delete(l.results, id)
 		}
 	}
+	l.mu.Unlock()
 	return nil
 }
 

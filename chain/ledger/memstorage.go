@@ -10,6 +10,7 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/statetree"
 )
 
 // ErrInvalidBatch is returned by [MemStorage.Commit] for a batch that does
@@ -34,6 +35,8 @@ type MemStorage struct {
 	blocks   map[chain.Hash]CommittedBlock
 	rounds   []uint64     // rounds of the archived blocks, ascending
 	byRound  []chain.Hash // ids of the archived blocks, in the order of rounds
+	tree     *statetree.MemStore
+	treeVer  uint64
 }
 
 // NewMemStorage returns an empty MemStorage.
@@ -44,9 +47,10 @@ func (m *MemStorage) Committed() (Committed, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return Committed{
-		Version:    m.txs.len(),
-		Frontier:   slices.Clone(m.frontier),
-		LedgerInfo: cloneLedgerInfo(m.li),
+		Version:     m.txs.len(),
+		Frontier:    slices.Clone(m.frontier),
+		LedgerInfo:  cloneLedgerInfo(m.li),
+		TreeVersion: m.treeVer,
 	}, nil
 }
 
@@ -148,6 +152,13 @@ func (m *MemStorage) Commit(b *Batch) error {
 		m.rounds = append(m.rounds, cb.Block.Round())
 		m.byRound = append(m.byRound, cb.Block.ID)
 	}
+	for _, tb := range b.Tree {
+		if m.tree == nil {
+			m.tree = statetree.NewMemStore()
+		}
+		m.tree.Apply(tb)
+		m.treeVer = tb.Version
+	}
 	m.frontier = slices.Clone(b.Frontier)
 	if b.LedgerInfo != nil {
 		m.li = cloneLedgerInfo(b.LedgerInfo)
@@ -217,6 +228,13 @@ func (m *MemStorage) check(b *Batch) error {
 		}
 		last = cb.Block.Round()
 	}
+	prev := m.treeVer
+	for i, tb := range b.Tree {
+		if tb == nil || tb.Version <= prev || tb.Version > end {
+			return fmt.Errorf("%w: tree update %d is nil or not at a version in (%d, %d]", ErrInvalidBatch, i, prev, end)
+		}
+		prev = tb.Version
+	}
 	if b.LedgerInfo != nil && b.LedgerInfo.LedgerInfo.CommitInfo.Version > end {
 		return fmt.Errorf("%w: ledger info at version %d, ledger at %d", ErrInvalidBatch, b.LedgerInfo.LedgerInfo.CommitInfo.Version, end)
 	}
@@ -248,6 +266,17 @@ func cloneLedgerInfo(li *chain.LedgerInfoWithSignatures) *chain.LedgerInfoWithSi
 		c.Signatures[i].Sig = bytes.Clone(c.Signatures[i].Sig)
 	}
 	return &c
+}
+
+// Node implements [statetree.NodeReader].
+func (m *MemStorage) Node(k statetree.NodeKey) (*statetree.Node, error) {
+	m.mu.RLock()
+	t := m.tree
+	m.mu.RUnlock()
+	if t == nil {
+		return nil, fmt.Errorf("%w: %d/%d", statetree.ErrNodeNotFound, k.Version, k.Depth)
+	}
+	return t.Node(k)
 }
 
 // Block implements [Storage]. The block is shared, not copied: blocks are

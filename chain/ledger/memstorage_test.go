@@ -10,6 +10,7 @@ import (
 
 	"github.com/p2pnode/p2pnode/chain"
 	"github.com/p2pnode/p2pnode/chain/ledger"
+	"github.com/p2pnode/p2pnode/chain/statetree"
 )
 
 // memBatch returns the batch appending txs to an empty ledger, with every
@@ -46,6 +47,16 @@ func TestMemStorageRejectsAtomically(t *testing.T) {
 	valid := func() *ledger.Batch {
 		b := memBatch(cloneTxs(txs))
 		b.Writes = []ledger.KV{{Key: []byte("a"), Value: []byte("3"), Version: 3}, {Key: []byte("b"), Value: []byte("2"), Version: 1}}
+		ws := []statetree.Write{
+			{KeyHash: statetree.KeyHash([]byte("a")), Key: []byte("a"), Value: []byte("3")},
+			{KeyHash: statetree.KeyHash([]byte("b")), Key: []byte("b"), Value: []byte("2")},
+		}
+		slices.SortFunc(ws, func(x, y statetree.Write) int { return bytes.Compare(x.KeyHash[:], y.KeyHash[:]) })
+		tb, err := statetree.New(statetree.NewMemStore()).Update(statetree.Empty, 4, ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Tree = []*statetree.Batch{tb}
 		return b
 	}
 	li := &chain.LedgerInfoWithSignatures{LedgerInfo: chain.LedgerInfo{CommitInfo: chain.BlockInfo{Version: 4, Round: 1}}}
@@ -68,6 +79,9 @@ func TestMemStorageRejectsAtomically(t *testing.T) {
 		{"empty key", func(b *ledger.Batch) { b.Writes[0].Key = nil }},
 		{"write of another tx", func(b *ledger.Batch) { b.Writes[0].Version = 1 }},
 		{"write outside the batch", func(b *ledger.Batch) { b.Writes[0].Version = 4 }},
+		{"tree not above the stored one", func(b *ledger.Batch) { b.Tree[0].Version = 0 }},
+		{"tree past the batch", func(b *ledger.Batch) { b.Tree[0].Version = 5 }},
+		{"trees out of order", func(b *ledger.Batch) { b.Tree = append(b.Tree, b.Tree[0]) }},
 		{"ledger info past version", func(b *ledger.Batch) {
 			b.LedgerInfo = &chain.LedgerInfoWithSignatures{LedgerInfo: chain.LedgerInfo{CommitInfo: chain.BlockInfo{Version: 5}}}
 		}},
@@ -95,6 +109,9 @@ func TestMemStorageRejectsAtomically(t *testing.T) {
 	b.LedgerInfo = li
 	if err := st.Commit(b); err != nil {
 		t.Fatal(err)
+	}
+	if n, err := st.Node(statetree.NodeKey{Version: 4}); err != nil || n.Hash() != b.Tree[0].Root {
+		t.Fatalf("Node(root of 4) = %v, %v; want the tree's root %s", n, err, b.Tree[0].Root.Short())
 	}
 	// The storage copied its inputs.
 	b.Txs[0][0] ^= 0xff

@@ -4,6 +4,7 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/p2pnode/p2pnode/chain"
+	"github.com/p2pnode/p2pnode/chain/statetree"
 )
 
 // Storage is the durable part of a ledger. chain/store implements it on
@@ -32,6 +33,11 @@ type Storage interface {
 	// BlocksFrom returns up to limit archived committed blocks of round
 	// fromRound or above, in round order.
 	BlocksFrom(fromRound uint64, limit int) ([]CommittedBlock, error)
+	// NodeReader reads the state tree's committed nodes: those of every
+	// Batch.Tree written and not pruned. The tree of Committed().TreeVersion
+	// T is whole (its root is the node {T, depth 0}; none at version 0,
+	// the empty tree).
+	statetree.NodeReader
 }
 
 // CommittedBlock is a committed block with its executed info, as archived
@@ -54,6 +60,10 @@ type Committed struct {
 	// Version may be past LedgerInfo.CommitInfo.Version: transactions up to
 	// Version are applied and verified, but no later block is committed yet.
 	LedgerInfo *chain.LedgerInfoWithSignatures
+	// TreeVersion is the version of the stored state tree: at most
+	// Version. The tree follows the transactions, in large updates, when
+	// a sync defers it.
+	TreeVersion uint64
 }
 
 // Node is one accumulator node: the root of a perfect subtree.
@@ -90,4 +100,11 @@ type Batch struct {
 	// Blocks are the committed blocks whose transactions Txs are, oldest
 	// first, to archive (none for a state-sync chunk).
 	Blocks []CommittedBlock
+	// Tree are updates of the state tree, oldest first, with increasing
+	// versions above the stored tree's version, at most the version after
+	// the append; the last becomes Committed().TreeVersion. Each has the
+	// nodes to store, and the nodes it makes stale, recorded by the
+	// version since which they are (see [statetree.StaleNode]). A batch
+	// may carry none (the tree then lags) or consist of them alone.
+	Tree []*statetree.Batch
 }

@@ -127,51 +127,42 @@
 // indices and Aptos' range proofs. Its nodes are binary (one per bit of
 // the path) rather than 16-ary; this changes storage, never the hashes.
 //
-// # Wiring into the ledger (design; not in the default path yet)
+// # In the ledger
 //
-// The ledger's state commitment is to become, in a new protocol version:
+// A block info carries state_root(B), the tree's root after the writes of
+// B and its ancestors, beside the accumulator root, so that the ledger
+// info that commits B signs both its transactions and its state (the
+// empty state's root is Placeholder). The tree's version is the ledger
+// version after B (a block without transactions keeps its parent's tree;
+// one whose transactions write nothing stores a copy of the root under its
+// version).
 //
-//	state_root(B)        = the tree's root after the writes of B and its ancestors
-//	executed_state_id(B) = SHA-256("P2PNODE::ExecutedState/1" || accumulator_root(B) || state_root(B))
-//
-// so that the ledger info that commits B signs both its transactions and
-// its state; at genesis, SHA-256(domain || SHA-256("") || Placeholder).
-// The tree's version is the ledger version after B (a block without
-// transactions keeps its parent's tree version; one whose transactions
-// write nothing stores a copy of the root under its version).
-//
-//   - Execute: the block's writes (last write per key, sorted by key hash)
-//     go into tree.Update(parent's tree version, block version, writes),
-//     read through an [Overlay] chain: the block's own batch over its
-//     uncommitted ancestors' batches over the store. Sibling blocks of one
-//     version write equal node keys, so each uncommitted block has its own
-//     overlay, never a shared one.
+//   - Execute (chain/ledger): the block's writes (last write per key,
+//     sorted by key hash) go into tree.Update(parent's tree version, block
+//     version, writes), read through the block's uncommitted ancestors'
+//     batches over the store. Sibling blocks of one version write equal
+//     node keys, so each block reads its own lineage, never a shared
+//     overlay.
 //   - Commit: ledger.Batch carries the committed blocks' tree batches;
-//     chain/store writes their nodes (key NodeKey.AppendBinary, value
-//     Node.AppendBinary) and stale records (key StaleSince, big-endian,
-//     then the NodeKey) in two buckets of the same bbolt transaction as the
-//     rest of the commit: one more write point for the crash tests. The
-//     ledger's Storage then also implements [NodeReader].
-//   - State sync by transaction chunks: a chunk also carries the target's
-//     state root; the verifier checks it and the accumulator root against
-//     executed_state_id, verifies the transactions as today, applies the
-//     chunk's writes as one batch, and at the target compares its own root
-//     with the signed one (a mismatch is a local fault, not the peer's).
-//     Intermediate roots are never checked there, so the writes of many
-//     chunks can be batched.
-//   - Snapshot sync: state chunks {version, after key hash, max} answered
-//     with leaves and a [RangeProof] from [Tree.Leaves] and
+//     chain/store writes each batch's nodes as one record (sorted, with an
+//     offset table for a binary search) and its stale records as another,
+//     in the transaction of the commit.
+//   - Sync: blocks certified by a quorum take its state root unchecked,
+//     their commits store no tree, and the tree follows in large updates
+//     afterwards (ledger.Settle), its root checked at the committed
+//     version. State-sync chunks likewise.
+//   - Snapshot sync (to come): state chunks {version, after key hash, max}
+//     answered with leaves and a [RangeProof] from [Tree.Leaves] and
 //     [Tree.RangeProof], fed to a Restorer; its nodes are stored with each
 //     chunk, with the restorer's position, so a killed sync resumes.
-//   - Pruning: delete the nodes of the stale records whose StaleSince is at
-//     or below version - prune_window, in key order of the stale bucket.
-//   - Proofs: GET /state?key= answers the value, the committed version,
-//     [Proof] (MarshalBinary, hex) and the signed ledger info with the
-//     accumulator root; a client checks the signatures, then
-//     executed_state_id against the two roots, then [VerifyInclusion] or
-//     [VerifyNonInclusion] with SHA-256(key).
+//   - Pruning: a prune past version W deletes the nodes stale since W or
+//     before, rewriting the records that lose some.
+//   - Proofs (to come): GET /state?key= answers the value, the tree
+//     version, [Proof] (MarshalBinary, hex) and the signed ledger info; a
+//     client checks the signatures, then [VerifyInclusion] or
+//     [VerifyNonInclusion] with SHA-256(key) against its state_root.
 //
-// Cost is why this is not wired yet. At a million keys an update of 100
+// The cost. At a million keys an update of 100
 // fresh keys changes 16.4 nodes a write (8.5 at 25,600 writes a batch, 5.4
 // at 262,144), so a block of 100 writes costs about 1,800 SHA-256 (about
 // 150 ns each here, with SHA-NI): at least 270 µs a block before any

@@ -26,7 +26,8 @@
 //	commits  committed block id          -> chain.Hash: the certified block id
 //	                                        of a stored QC committing it
 //	safety   "safety"                    -> SafetyData
-//	ledger   "committed"                 -> [version, frontier, ledger info]
+//	ledger   "committed"                 -> [version, frontier, ledger info,
+//	                                        state tree version]
 //	         "pruned"                    -> [first version kept W, frontier
 //	                                        of W, level-1 node over W-1 and
 //	                                        W] once pruned (see prune.go)
@@ -50,9 +51,16 @@
 //	                                        entries of 262,144 transactions:
 //	                                        the transactions by tx_hash, for
 //	                                        GET /tx/{hash}; the newer ones
-//	                                        are in memory (see txindex.go;
-//	                                        schema 3, a file of schema 2 is
-//	                                        indexed when opened)
+//	                                        are in memory (see txindex.go)
+//	tree_nodes version                   -> the state tree's nodes that the
+//	                                        update of that version wrote,
+//	                                        sorted by depth and path, with an
+//	                                        offset table (see statenodes.go)
+//	tree_stale version                   -> the nodes that update made stale,
+//	                                        deleted by a prune past it
+//
+// Schema 4 added the state tree; a file of an earlier schema is refused,
+// its chain's block infos having no state root.
 //
 // Runs are not CBOR: a run is count uint32 | end offset uint32 per item |
 // items, decoded with bounds checks (node runs are bare hashes). Each is the

@@ -46,7 +46,7 @@ func FuzzRecover(f *testing.F) {
 	}
 	slices.SortFunc(batch.Writes, func(x, y ledger.KV) int { return bytes.Compare(x.Key, y.Key) })
 	batch.Frontier = acc.Frontier()
-	if err := st.Commit(batch); err != nil {
+	if err := st.Commit(withTree(f, st, batch)); err != nil {
 		f.Fatal(err)
 	}
 	if err := st.SaveSafetyData(SafetyData{Epoch: 1, LastVotedRound: 5}); err != nil {

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/p2pnode/p2pnode/chain"
 	"github.com/p2pnode/p2pnode/chain/chaintest"
 	"github.com/p2pnode/p2pnode/chain/ledger"
+	"github.com/p2pnode/p2pnode/chain/statetree"
 	"github.com/p2pnode/p2pnode/chain/store"
 )
 
@@ -24,10 +26,11 @@ type ledgerSim struct {
 	state map[string][]byte
 	nodes map[compact.NodeID]chain.Hash
 	li    *chain.LedgerInfoWithSignatures
+	tree  *statetree.MemStore // the state tree of every version; clones share it
 }
 
 func newLedgerSim() *ledgerSim {
-	return &ledgerSim{acc: chain.NewAccumulator(), state: map[string][]byte{}, nodes: map[compact.NodeID]chain.Hash{}}
+	return &ledgerSim{acc: chain.NewAccumulator(), state: map[string][]byte{}, nodes: map[compact.NodeID]chain.Hash{}, tree: statetree.NewMemStore()}
 }
 
 // batch returns the batch appending txs (and committing li if not nil) to
@@ -52,8 +55,14 @@ func (m *ledgerSim) batch(txs [][]byte, li *chain.LedgerInfoWithSignatures) *led
 	}
 	slices.SortFunc(b.Writes, func(x, y ledger.KV) int { return bytes.Compare(x.Key, y.Key) })
 	b.Frontier = acc.Frontier()
-	return b
+	return store.WithTree(panicTB{}, m.tree, b)
 }
+
+// panicTB is the testing.TB of helpers that have none: a failure panics.
+type panicTB struct{ testing.TB }
+
+func (panicTB) Helper()                           {}
+func (panicTB) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
 
 // apply records b in the model; call it once the store committed b.
 func (m *ledgerSim) apply(b *ledger.Batch) {
@@ -61,6 +70,9 @@ func (m *ledgerSim) apply(b *ledger.Batch) {
 		m.acc.Append(tx)
 	}
 	m.txs = append(m.txs, b.Txs...)
+	for _, tb := range b.Tree {
+		m.tree.Apply(tb)
+	}
 	for _, n := range b.Nodes {
 		m.nodes[n.ID] = n.Hash
 	}
@@ -85,7 +97,7 @@ func (m *ledgerSim) commit(t testing.TB, st ledger.Storage, txs [][]byte, li *ch
 // clone returns an independent copy of m.
 func (m *ledgerSim) clone() *ledgerSim {
 	c := &ledgerSim{acc: m.acc.Clone(), txs: append([][]byte(nil), m.txs...), state: map[string][]byte{},
-		nodes: map[compact.NodeID]chain.Hash{}, li: m.li}
+		nodes: map[compact.NodeID]chain.Hash{}, li: m.li, tree: m.tree}
 	for k, v := range m.state {
 		c.state[k] = v
 	}
@@ -150,6 +162,30 @@ func checkLedger(t testing.TB, st *store.Store, m *ledgerSim) {
 		}
 		if err != nil || !ok || got != want {
 			t.Fatalf("TxVersion(%s) = %d, %v, %v; want %d", h.Short(), got, ok, err, want)
+		}
+	}
+	if c.TreeVersion > 0 && c.TreeVersion < c.Version {
+		// The tree lags (a ledger's sync deferred it): it is whole at its
+		// version.
+		if _, err := st.Node(statetree.NodeKey{Version: c.TreeVersion}); err != nil {
+			t.Fatalf("state tree root at %d: %v", c.TreeVersion, err)
+		}
+	}
+	if c.Version > 0 && c.TreeVersion == c.Version {
+		got, err := st.Node(statetree.NodeKey{Version: c.Version})
+		want, _ := m.tree.Node(statetree.NodeKey{Version: c.Version})
+		if err != nil || got.Hash() != want.Hash() {
+			t.Fatalf("state tree root at %d = %v, %v; want %s", c.Version, got, err, want.Hash().Short())
+		}
+		// The whole tree is readable (a prune kept it), and holds the state.
+		leaves, err := statetree.New(st).Leaves(c.Version, chain.Hash{}, len(m.state)+1)
+		if err != nil || len(leaves) != len(m.state) {
+			t.Fatalf("state tree at %d: %d leaves, %v; want %d", c.Version, len(leaves), err, len(m.state))
+		}
+		for _, l := range leaves {
+			if want, ok := m.state[string(l.Key)]; !ok || !bytes.Equal(l.Value, want) {
+				t.Fatalf("state tree leaf %x = %x, want %x", l.Key, l.Value, want)
+			}
 		}
 	}
 	if _, ok, err := st.TxVersion(chain.Hash{1}); ok || err != nil {

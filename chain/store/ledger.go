@@ -18,10 +18,11 @@ const appendFillPercent = 0.9
 
 // committedRecord is the stored summary of the ledger.
 type committedRecord struct {
-	_          struct{} `cbor:",toarray"`
-	Version    uint64
-	Frontier   []chain.Hash
-	LedgerInfo *chain.LedgerInfoWithSignatures
+	_           struct{} `cbor:",toarray"`
+	Version     uint64
+	Frontier    []chain.Hash
+	LedgerInfo  *chain.LedgerInfoWithSignatures
+	TreeVersion uint64
 }
 
 // frontierSize is the number of hashes in the compact range [0, version).
@@ -52,13 +53,16 @@ func readCommitted(tx *bolt.Tx) (ledger.Committed, error) {
 		return ledger.Committed{}, fmt.Errorf("%w: ledger at version %d has a frontier of %d hashes, want %d",
 			ErrCorrupt, rec.Version, len(rec.Frontier), want)
 	}
+	if rec.TreeVersion > rec.Version {
+		return ledger.Committed{}, fmt.Errorf("%w: ledger at version %d has a state tree at version %d", ErrCorrupt, rec.Version, rec.TreeVersion)
+	}
 	if rec.LedgerInfo != nil {
 		if v := rec.LedgerInfo.LedgerInfo.CommitInfo.Version; v > rec.Version {
 			return ledger.Committed{}, fmt.Errorf("%w: ledger at version %d has a ledger info committing version %d",
 				ErrCorrupt, rec.Version, v)
 		}
 	}
-	return ledger.Committed{Version: rec.Version, Frontier: rec.Frontier, LedgerInfo: rec.LedgerInfo}, nil
+	return ledger.Committed{Version: rec.Version, Frontier: rec.Frontier, LedgerInfo: rec.LedgerInfo, TreeVersion: rec.TreeVersion}, nil
 }
 
 // Txs returns the committed transactions of versions [start, start+n); the
@@ -148,11 +152,25 @@ func (s *Store) Get(key []byte) ([]byte, bool, error) {
 // [ErrInvalid]. Either way nothing is written. Safe for concurrent use; the
 // ledger is its only caller.
 func (s *Store) Commit(b *ledger.Batch) error {
-	err := s.update(func(tx *bolt.Tx) error { return commit(tx, b, &s.scratch) })
+	var run *nodeRun
+	err := s.update(func(tx *bolt.Tx) error {
+		err := commit(tx, b, &s.scratch)
+		run, s.scratch.run = s.scratch.run, nil
+		return err
+	})
 	if err == nil {
 		s.indexed(b)
+		s.published(run)
 	}
 	return err
+}
+
+// published makes run, written by a committed transaction, the run read
+// from memory; nil changes nothing.
+func (s *Store) published(run *nodeRun) {
+	if run != nil {
+		s.lastRun.Store(run)
+	}
 }
 
 // commit is Commit within tx, encoding runs in buffers of sc.
@@ -177,6 +195,9 @@ func commit(tx *bolt.Tx, b *ledger.Batch, sc *scratch) error {
 	if err := checkWrites(b); err != nil {
 		return err
 	}
+	if err := checkTree(b, cur.TreeVersion, end); err != nil {
+		return err
+	}
 	if want := frontierSize(end); len(b.Frontier) != want {
 		return fmt.Errorf("%w: batch ending at version %d has a frontier of %d hashes, want %d",
 			ErrInvalid, end, len(b.Frontier), want)
@@ -191,10 +212,20 @@ func commit(tx *bolt.Tx, b *ledger.Batch, sc *scratch) error {
 	if err := putState(tx, sc, b.Writes, end); err != nil {
 		return err
 	}
+	run, err := putTree(tx, b.Tree)
+	if err != nil {
+		return err
+	}
+	if run != nil {
+		sc.run = run
+	}
 	if err := archive(tx, b.Blocks, end); err != nil {
 		return err
 	}
-	rec := committedRecord{Version: end, Frontier: b.Frontier, LedgerInfo: cur.LedgerInfo}
+	rec := committedRecord{Version: end, Frontier: b.Frontier, LedgerInfo: cur.LedgerInfo, TreeVersion: cur.TreeVersion}
+	if n := len(b.Tree); n > 0 {
+		rec.TreeVersion = b.Tree[n-1].Version
+	}
 	if b.LedgerInfo != nil {
 		rec.LedgerInfo = b.LedgerInfo
 	}

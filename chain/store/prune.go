@@ -176,6 +176,9 @@ func prune(tx *bolt.Tx, before uint64) (uint64, error) {
 	if err := pruneArchive(tx, w); err != nil {
 		return 0, err
 	}
+	if _, err := pruneTree(tx, w); err != nil {
+		return 0, err
+	}
 	hb := tx.Bucket(bucketTxHashes)
 	var runs [][]byte
 	hc := hb.Cursor()

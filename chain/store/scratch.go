@@ -16,6 +16,9 @@ const (
 // a time.
 type scratch struct {
 	free, used [][]byte
+	// run is the state tree's node run the transaction wrote last, for
+	// the store to read from memory once the transaction commits.
+	run *nodeRun
 }
 
 // get returns an empty buffer of capacity at least n, for the transaction

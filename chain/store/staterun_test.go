@@ -57,7 +57,7 @@ func TestStateRuns(t *testing.T) {
 		slices.SortFunc(b.Writes, func(x, y ledger.KV) int { return bytes.Compare(x.Key, y.Key) })
 		writes += len(b.Writes)
 		b.Frontier = acc.Frontier()
-		if err := st.Commit(b); err != nil {
+		if err := st.Commit(withTree(t, st, b)); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
 		for k, want := range model {
@@ -110,7 +110,7 @@ func TestStateRunsSealed(t *testing.T) {
 			b.Writes = append(b.Writes, ledger.KV{Key: key(k), Value: []byte{byte(round)}, Version: b.StartVersion + uint64(j)})
 		}
 		b.Frontier = acc.Frontier()
-		if err := st.Commit(b); err != nil {
+		if err := st.Commit(withTree(t, st, b)); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
 	}
@@ -273,7 +273,7 @@ func TestNodesAcrossRuns(t *testing.T) {
 			})
 		}
 		b.Frontier = acc.Frontier()
-		if err := st.Commit(b); err != nil {
+		if err := st.Commit(withTree(t, st, b)); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
 		ids := slices.Collect(maps.Keys(model))

@@ -1,12 +1,11 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -16,10 +15,12 @@ import (
 	"github.com/p2pnode/p2pnode/chain/ledger"
 )
 
-// SchemaVersion is the layout version this build writes and reads. A file of
-// schema 2 (which had no index of transactions by hash) is brought to it
-// when opened; a file of another version is refused with [ErrSchema].
-const SchemaVersion uint64 = 3
+// SchemaVersion is the layout version this build writes and reads; a file
+// of another version is refused with [ErrSchema]. Schema 4 added the state
+// tree: the block infos of earlier files have no state root, so their
+// chains cannot be read by this build at all, and there is nothing to
+// migrate; such a node syncs again from an empty data directory.
+const SchemaVersion uint64 = 4
 
 // openTimeout bounds how long Open waits for the file lock held by another
 // open of the same file.
@@ -92,10 +93,8 @@ var (
 
 	allBuckets = [][]byte{bucketMeta, bucketBlocks, bucketQCs, bucketCommits,
 		bucketSafety, bucketLedger, bucketTxs, bucketNodes, bucketState,
-		bucketArchive, bucketArchiveIDs, bucketTxHashes, bucketStateValues}
-
-	// newIn3 are the buckets schema 3 added; migrate2 creates them.
-	newIn3 = [][]byte{bucketTxHashes, bucketStateValues}
+		bucketArchive, bucketArchiveIDs, bucketTxHashes, bucketStateValues,
+		bucketTreeNodes, bucketTreeStale}
 
 	keySchema      = []byte("schema")
 	keyChainID     = []byte("chain_id")
@@ -126,6 +125,10 @@ type Store struct {
 	// idx holds the transactions committed since the last run of the
 	// index by hash (see txindex.go).
 	idx txTail
+
+	// lastRun is the state tree's node run written last (see
+	// statenodes.go), read without a transaction.
+	lastRun atomic.Pointer[nodeRun]
 }
 
 var _ ledger.Storage = (*Store)(nil)
@@ -152,20 +155,16 @@ func Open(path string, g *chain.Genesis) (*Store, error) {
 	}
 	s := &Store{db: db, genesisQC: g.QC()}
 	s.genesisID = s.genesisQC.CertifiedBlock().ID
-	fresh, schema := false, SchemaVersion
+	fresh := false
 	err = db.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketMeta) == nil {
 			fresh = true
 			return checkEmpty(tx)
 		}
-		schema, err = checkMeta(tx, g)
-		return err
+		return checkMeta(tx, g)
 	})
-	switch {
-	case err == nil && fresh:
+	if err == nil && fresh {
 		err = db.Update(func(tx *bolt.Tx) error { return initialize(tx, g) })
-	case err == nil && schema == 2:
-		err = s.update(func(tx *bolt.Tx) error { return migrate2(tx, &s.scratch) })
 	}
 	if err == nil {
 		err = s.loadIndex()
@@ -184,49 +183,34 @@ func checkEmpty(tx *bolt.Tx) error {
 	})
 }
 
-// checkMeta checks that the file belongs to g and has every bucket of its
-// schema, which it returns: SchemaVersion, or 2 for a file to migrate.
-func checkMeta(tx *bolt.Tx, g *chain.Genesis) (uint64, error) {
+// checkMeta checks that the file has schema SchemaVersion, belongs to g
+// and has every bucket.
+func checkMeta(tx *bolt.Tx, g *chain.Genesis) error {
 	var schema uint64
 	if err := getValue(tx, bucketMeta, keySchema, maxMetaSize, &schema); err != nil {
-		return 0, err
+		return err
 	}
-	if schema != SchemaVersion && schema != 2 {
-		return 0, fmt.Errorf("%w: schema version %d, this build reads %d (and migrates 2)", ErrSchema, schema, SchemaVersion)
+	if schema != SchemaVersion {
+		return fmt.Errorf("%w: schema version %d, this build reads %d: remove the data directory and sync again", ErrSchema, schema, SchemaVersion)
 	}
 	var id string
 	var gh chain.Hash
 	if err := getValue(tx, bucketMeta, keyChainID, maxMetaSize, &id); err != nil {
-		return 0, err
+		return err
 	}
 	if err := getValue(tx, bucketMeta, keyGenesisHash, maxHashSize, &gh); err != nil {
-		return 0, err
+		return err
 	}
 	if want := g.Hash(); id != g.ChainID || gh != want {
-		return 0, fmt.Errorf("%w: file holds chain %q with genesis %s, opened for chain %q with genesis %s",
+		return fmt.Errorf("%w: file holds chain %q with genesis %s, opened for chain %q with genesis %s",
 			ErrWrongChain, id, gh, g.ChainID, want)
 	}
 	for _, name := range allBuckets {
-		if tx.Bucket(name) == nil && (schema == SchemaVersion || !slices.ContainsFunc(newIn3, func(b []byte) bool { return bytes.Equal(b, name) })) {
-			return 0, fmt.Errorf("%w: bucket %q is missing", ErrCorrupt, name)
+		if tx.Bucket(name) == nil {
+			return fmt.Errorf("%w: bucket %q is missing", ErrCorrupt, name)
 		}
 	}
-	return schema, nil
-}
-
-// migrate2 brings a file of schema 2 to SchemaVersion, in one transaction:
-// it adds the buckets of schema 3 and indexes the committed transactions
-// by hash.
-func migrate2(tx *bolt.Tx, sc *scratch) error {
-	for _, name := range newIn3 {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return fmt.Errorf("store: migrate schema 2: create bucket %q: %w", name, err)
-		}
-	}
-	if err := indexTxHashes(tx, sc); err != nil {
-		return fmt.Errorf("store: migrate schema 2: %w", err)
-	}
-	return putValue(tx, bucketMeta, keySchema, SchemaVersion)
+	return nil
 }
 
 func initialize(tx *bolt.Tx, g *chain.Genesis) error {

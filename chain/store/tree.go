@@ -98,17 +98,21 @@ func (s *Store) CommitTree(b *ledger.Batch, blocks []*chain.Block, qcs []chain.Q
 			return fmt.Errorf("%w: save tree: block %d is nil", ErrInvalid, i)
 		}
 	}
+	var run *nodeRun
 	err := s.update(func(tx *bolt.Tx) error {
 		if err := saveTree(tx, blocks, qcs); err != nil {
 			return err
 		}
-		if err := commit(tx, b, &s.scratch); err != nil {
+		err := commit(tx, b, &s.scratch)
+		run, s.scratch.run = s.scratch.run, nil
+		if err != nil {
 			return err
 		}
 		return s.prune(tx, prune)
 	})
 	if err == nil {
 		s.indexed(b)
+		s.published(run)
 	}
 	return err
 }

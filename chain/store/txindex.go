@@ -257,34 +257,3 @@ func (s *Store) TxVersion(h chain.Hash) (uint64, bool, error) {
 	}
 	return version, ok, nil
 }
-
-// indexTxHashes indexes the committed transactions of a file of schema 2,
-// which had no index of transactions by hash, in runs of maxMergedRun.
-func indexTxHashes(tx *bolt.Tx, sc *scratch) error {
-	if _, err := tx.CreateBucketIfNotExists(bucketTxHashes); err != nil {
-		return fmt.Errorf("store: create bucket %q: %w", bucketTxHashes, err)
-	}
-	c, err := readCommitted(tx)
-	if err != nil {
-		return err
-	}
-	const step = 4096 // transactions read at a time
-	for start := uint64(0); start < c.Version; {
-		n := min(c.Version-start, maxMergedRun)
-		hashes := make([]chain.Hash, 0, n)
-		for at := start; at < start+n; at += step {
-			txs, err := readTxs(tx, at, min(step, start+n-at))
-			if err != nil {
-				return err
-			}
-			for _, t := range txs {
-				hashes = append(hashes, chain.TxLeafHash(t))
-			}
-		}
-		if err := putLeaves(tx, sc, hashes, sortLeaves(hashes), start, start+n); err != nil {
-			return err
-		}
-		start += n
-	}
-	return nil
-}

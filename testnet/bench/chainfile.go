@@ -22,8 +22,10 @@ const (
 	indexFile  = "blocks.idx"  // per block: id (32 bytes), offset (8 bytes, big endian)
 	metaFile   = "meta.cbor"   // chainMeta; written last: its presence marks a complete chain
 	indexEntry = chain.HashSize + 8
-	// layoutVersion names the files' layout in the cache key.
-	layoutVersion = 1
+	// layoutVersion names the files' layout, and the encoding of the
+	// blocks they hold, in the cache key: 2 since block infos carry a
+	// state root.
+	layoutVersion = 2
 )
 
 // chainMeta is what a chain file needs beyond its blocks.

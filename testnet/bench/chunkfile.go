@@ -174,22 +174,32 @@ func writeChunks(ctx context.Context, c *chainFile, chunkTxs int, dir string, pr
 }
 
 // insertAll inserts the whole chain of c into s, batch blocks at a time,
-// then the last QC: s commits all but the last two blocks. The blocks are
-// trusted (they are the bench's own).
+// each batch with the QC that certifies its last block (the next block's,
+// or the last QC), then the last QC: s commits all but the last two
+// blocks, and its state tree is settled. The blocks are trusted (they are
+// the bench's own).
 func insertAll(ctx context.Context, c *chainFile, s *blockstore.Store, batch int) error {
 	for from := 1; from <= c.Len(); from += batch {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		blocks, err := c.Blocks(from, min(from+batch-1, c.Len()))
+		to := min(from+batch-1, c.Len())
+		blocks, err := c.Blocks(from, min(to+1, c.Len()))
 		if err != nil {
 			return err
 		}
-		if err := s.InsertChain(blocks); err != nil {
+		cert := &c.meta.LastQC
+		if len(blocks) > to-from+1 {
+			cert, blocks = blocks[len(blocks)-1].QC(), blocks[:len(blocks)-1]
+		}
+		if err := s.InsertChainCertified(blocks, cert); err != nil {
 			return err
 		}
 	}
-	return s.InsertQC(c.meta.LastQC)
+	if err := s.InsertQC(c.meta.LastQC); err != nil {
+		return err
+	}
+	return s.Ledger().Settle(ctx)
 }
 
 // loadChunks opens the chunk file in dir, whose chunks prove against the
