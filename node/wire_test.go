@@ -259,6 +259,12 @@ func TestServerIgnoresBytesAfterRequest(t *testing.T) {
 				_ = protocol.WriteMsg(&buf, reqs[l.Name])             // a second request
 				buf.Write([]byte{0xff, 0xff, 0xff, 0xff, 0x7f, 0x00}) // and garbage
 				if _, err := s.Write(buf.Bytes()); err != nil {
+					if l.MaxResponse == 0 {
+						// A protocol without a response: the server may
+						// have read the request and reset the stream
+						// before the rest arrived, which ignores it too.
+						return
+					}
 					t.Fatal(err)
 				}
 				if first == buf.Len() {
