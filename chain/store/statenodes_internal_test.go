@@ -48,3 +48,29 @@ func slicesSortWrites(ws []statetree.Write) {
 		}
 	}
 }
+
+// FuzzNodeRun feeds findNode arbitrary runs: a corrupt run is an error or
+// a miss, never a panic or a read out of its bounds.
+func FuzzNodeRun(f *testing.F) {
+	var ws []statetree.Write
+	for i := range 20 {
+		k := []byte{'f', byte(i)}
+		ws = append(ws, statetree.Write{KeyHash: statetree.KeyHash(k), Key: k, Value: []byte{byte(i)}})
+	}
+	slicesSortWrites(ws)
+	b, err := statetree.New(statetree.NewMemStore()).Update(statetree.Empty, 1, ws)
+	if err != nil {
+		f.Fatal(err)
+	}
+	run := encodeRun(b.Nodes)
+	f.Add(run, uint16(0), []byte{})
+	f.Add(run[:len(run)/3], b.Nodes[0].Key.Depth, b.Nodes[0].Key.Path[:])
+	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 8, 0xff, 0xff}, uint16(3), []byte{0x80})
+	f.Fuzz(func(t *testing.T, run []byte, depth uint16, path []byte) {
+		k := statetree.NodeKey{Version: 1, Depth: depth % (statetree.MaxDepth + 1)}
+		copy(k.Path[:], path)
+		if raw, err := findNode(run, k); err == nil && raw != nil && len(raw) > len(run) {
+			t.Fatalf("a node of %d bytes from a run of %d", len(raw), len(run))
+		}
+	})
+}
