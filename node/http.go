@@ -28,6 +28,7 @@ const MaxBlocksPerPage = 1000
 //	GET  /blocks?from_round=R&limit=N    committed blocks from round R, N ≤ 1000
 //	POST /tx                             body: one raw transaction; 202 if accepted
 //	GET  /tx/{hash}                      a committed transaction with its proof
+//	GET  /state?key=HEX                  a key's committed value, or its absence, with the proof
 type apiServer struct {
 	srv *http.Server
 	log *slog.Logger
@@ -74,6 +75,7 @@ func newAPIHandler(n *Node, txs *txBroadcaster, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /blocks", h.blocks)
 	mux.HandleFunc("POST /tx", h.tx)
 	mux.HandleFunc("GET /tx/{hash}", h.txProof)
+	mux.HandleFunc("GET /state", h.stateProof)
 	return mux
 }
 
