@@ -3,6 +3,7 @@ package testnet
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -57,6 +58,32 @@ func FetchTxProof(ctx context.Context, api string, g *chain.Genesis, h chain.Has
 	}
 	if err := ledger.VerifyTxProof(v, h, p); err != nil {
 		return nil, fmt.Errorf("testnet: GET /tx/%s: the proof does not verify: %w", h, err)
+	}
+	return p, nil
+}
+
+// FetchStateProof returns the value of key in the committed state of the
+// node whose API is at api, or its absence, from GET /state, verified
+// against the validator set of g (docs/protocol.md section 12).
+func FetchStateProof(ctx context.Context, api string, g *chain.Genesis, key []byte) (*ledger.StateProof, error) {
+	v, err := chain.NewVerifier(g)
+	if err != nil {
+		return nil, err
+	}
+	var pj node.StateProofJSON
+	u := strings.TrimRight(api, "/") + "/state?key=" + hex.EncodeToString(key)
+	if err := call(ctx, http.MethodGet, u, &pj); err != nil {
+		return nil, err
+	}
+	p, err := pj.Decode()
+	if err != nil {
+		return nil, fmt.Errorf("testnet: GET /state: %w", err)
+	}
+	if !bytes.Equal(p.Key, key) {
+		return nil, fmt.Errorf("testnet: GET /state answered for key %x, asked %x", p.Key, key)
+	}
+	if err := ledger.VerifyStateProof(v, key, p); err != nil {
+		return nil, fmt.Errorf("testnet: GET /state: the proof does not verify: %w", err)
 	}
 	return p, nil
 }

@@ -41,9 +41,9 @@ func TestLateFullNodeFastForwards(t *testing.T) {
 	checkTxProof(t, r, "validator0", "fullnode0")
 }
 
-// checkTxProof submits a transaction to node from and waits until node
-// serves it with a proof that verifies against the genesis (what
-// `p2pnode tx` checks).
+// checkTxProof submits a key/value transaction to node from and waits until
+// node serve serves it with a proof that verifies against the genesis
+// (what `p2pnode tx` checks), then the key's value with a state proof.
 func checkTxProof(t *testing.T, r *testnet.Runner, from, serve string) {
 	t.Helper()
 	var home string
@@ -75,6 +75,17 @@ func checkTxProof(t *testing.T, r *testnet.Runner, from, serve string) {
 	}
 	if string(p.Tx) != string(tx) {
 		t.Fatalf("%s: proof of another transaction", serve)
+	}
+	// The state tree may still follow the node's sync: 503 until then.
+	var sp *ledger.StateProof
+	if err := testnet.WaitFor(ctx, func(ctx context.Context) error {
+		sp, err = testnet.FetchStateProof(ctx, r.API(serve), h.Genesis, []byte("e2e/proof"))
+		return err
+	}); err != nil {
+		t.Fatalf("%s: state proof of the key sent to %s: %v", serve, from, err)
+	}
+	if !sp.Present || string(sp.Value) != t.Name() {
+		t.Fatalf("%s: state proof: present %v, value %q; want %q", serve, sp.Present, sp.Value, t.Name())
 	}
 }
 
