@@ -44,6 +44,7 @@ Commands:
   log-level show or set a running node's log levels: log-level SUBSYSTEM LEVEL
   version   print the version, commit, Go version and protocol versions
   tx        fetch a committed transaction by its tx_hash and verify its proof
+  state     fetch a state key's committed value and verify its proof
   bench     measure sync speed: bench sync [flags]
 
 Run 'p2pnode <command> --help' for the command's flags.
@@ -95,6 +96,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdVersion(rest, stdout, stderr)
 	case "tx":
 		err = cmdTx(ctx, rest, stdout, stderr)
+	case "state":
+		err = cmdState(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "p2pnode: unknown command %q\n\n%s", cmd, usage)
 		return 2

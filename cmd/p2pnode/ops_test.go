@@ -57,6 +57,10 @@ func TestOpsCommandUsage(t *testing.T) {
 		{[]string{"tx", strings.Repeat("ab", 32)}, "--home is required"},
 		{[]string{"tx", "abc", "--home", "y"}, "HASH must be 64 hex digits"},
 		{[]string{"tx", "--home", "y", "a"}, "unexpected argument"},
+		{[]string{"state"}, "KEY is required"},
+		{[]string{"state", "k"}, "--home is required"},
+		{[]string{"state", "zz", "--hex", "--home", "y"}, "KEY is not hex"},
+		{[]string{"state", strings.Repeat("k", 257), "--home", "y"}, "at most 256"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer

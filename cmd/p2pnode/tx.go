@@ -44,20 +44,11 @@ func cmdTx(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError(fs, "HASH must be 64 hex digits")
 	}
-	hm, err := testnet.LoadHome(*home)
+	hm, url, err := homeAPI(*home, *api)
 	if err != nil {
 		return err
 	}
-	if *api == "" {
-		if hm.Config.API == "" {
-			return fmt.Errorf("the config in %s has no api address; give --api", *home)
-		}
-		*api = hm.Config.API
-	}
-	if !strings.Contains(*api, "://") {
-		*api = "http://" + *api
-	}
-	p, err := testnet.FetchTxProof(ctx, *api, hm.Genesis, h)
+	p, err := testnet.FetchTxProof(ctx, url, hm.Genesis, h)
 	if err != nil {
 		return err
 	}
@@ -72,4 +63,23 @@ func cmdTx(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(tw, "tx\t%x\n", p.Tx)
 	return tw.Flush()
+}
+
+// homeAPI loads the home dir and returns it with the API base URL to ask:
+// api if not empty, else the home's.
+func homeAPI(dir, api string) (*testnet.Home, string, error) {
+	hm, err := testnet.LoadHome(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	if api == "" {
+		if hm.Config.API == "" {
+			return nil, "", fmt.Errorf("the config in %s has no api address; give --api", dir)
+		}
+		api = hm.Config.API
+	}
+	if !strings.Contains(api, "://") {
+		api = "http://" + api
+	}
+	return hm, api, nil
 }
