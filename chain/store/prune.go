@@ -91,9 +91,10 @@ func (s *Store) Earliest() (uint64, error) {
 	return rec.Version, err
 }
 
-// Prune deletes the history below a version at most before (see above):
-// the largest version at or below before at which a tx run starts (below
-// the committed version if odd). It returns the first
+// Prune deletes the history below a version at most before (see above),
+// and never past the state tree's version: the largest version at or
+// below both at which a tx run starts (below the committed version if
+// odd). It returns the first
 // version kept, which may be the one kept already if no run lies wholly
 // below before. Safe for concurrent use.
 func (s *Store) Prune(before uint64) (uint64, error) {
@@ -119,7 +120,9 @@ func prune(tx *bolt.Tx, before uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	before = min(before, c.Version)
+	// The state tree follows the transactions from its version on, read
+	// back from the store: none of them may go before it has.
+	before = min(before, c.Version, c.TreeVersion)
 	// The runs wholly below before, and the last even end among them.
 	txs := tx.Bucket(bucketTxs)
 	var doomed [][]byte

@@ -176,3 +176,37 @@ func TestPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPruneStopsAtTheStateTree: transactions that the state tree has not
+// read yet (it follows a sync from them) are never pruned, whatever the
+// window asks.
+func TestPruneStopsAtTheStateTree(t *testing.T) {
+	f := newFixture(24, 10)
+	st := openStore(t, tempPath(t), f.v.Genesis)
+	defer st.Close()
+	m := newLedgerSim()
+	for range 3 {
+		m.commit(t, st, f.b.Txs(10), nil) // with their trees: at version 30
+	}
+	for range 5 {
+		b := m.batch(f.b.Txs(10), nil)
+		tree := b.Tree
+		b.Tree = nil // a sync's commits: the stored tree stays at 30
+		if err := st.Commit(b); err != nil {
+			t.Fatal(err)
+		}
+		b.Tree = tree // the model's goes on
+		m.apply(b)
+	}
+	c, err := st.Committed()
+	if err != nil || c.Version != 80 || c.TreeVersion != 30 {
+		t.Fatalf("Committed() = version %d, tree %d, %v; want 80, 30", c.Version, c.TreeVersion, err)
+	}
+	w, err := st.Prune(70)
+	if err != nil || w > 30 {
+		t.Fatalf("Prune(70) = %d, %v; want at most the tree's version 30", w, err)
+	}
+	if _, err := st.Txs(30, 50); err != nil {
+		t.Fatalf("the transactions the tree has to read: %v", err)
+	}
+}
