@@ -22,7 +22,8 @@ import (
 //
 // A node run holds the nodes of one version, sorted by depth and path:
 //
-//	count (uint32) | offset of each entry (uint32, from the run's start) | entries
+//	count (uint32) | per entry: its key's first 8 bytes and its offset
+//	(uint32, from the run's start) | entries
 //	entry: depth (uint16) | path ((depth+7)/8 bytes) | uvarint(len(node)) | Node.AppendBinary
 //
 // and a stale record the keys, each NodeKey.AppendBinary after its uvarint
@@ -91,38 +92,46 @@ func posKey(b []byte, k statetree.NodeKey) []byte {
 	return append(b[:n], b[n+8:]...)
 }
 
-// findNode returns the encoded node of k in run, nil if run has none.
+// findNode returns the encoded node of k in run, nil if run has none. It
+// searches the table of key prefixes (fixed-size integers, next to each
+// other in memory) and compares whole keys only among equal prefixes.
 func findNode(run []byte, k statetree.NodeKey) ([]byte, error) {
 	if run == nil {
 		return nil, nil
 	}
 	var kb [2 + 32]byte
 	want := posKey(kb[:0], k)
+	wp := keyPrefix(want)
 	count, err := runCount(run)
 	if err != nil {
 		return nil, err
 	}
-	var found []byte
-	var ferr error
-	i := sort.Search(count, func(i int) bool {
+	i := sort.Search(count, func(i int) bool { return runPrefix(run, i) >= wp })
+	for ; i < count && runPrefix(run, i) == wp; i++ {
 		key, node, err := runEntry(run, i)
 		if err != nil {
-			ferr = err
-			return true
+			return nil, err
 		}
-		c := bytes.Compare(key, want)
-		if c == 0 {
-			found = node
+		switch bytes.Compare(key, want) {
+		case 0:
+			return node, nil
+		case 1:
+			return nil, nil
 		}
-		return c >= 0
-	})
-	if ferr != nil {
-		return nil, ferr
-	}
-	if i < count && found != nil {
-		return found, nil
 	}
 	return nil, nil
+}
+
+// runSlot is the size of an entry's slot in a run's table: the first 8
+// bytes of its position key, then its offset.
+const runSlot = 8 + 4
+
+// keyPrefix is the first 8 bytes of a position key, zero-padded, as an
+// integer: position keys in byte order have prefixes in integer order.
+func keyPrefix(key []byte) uint64 {
+	var p [8]byte
+	copy(p[:], key)
+	return binary.BigEndian.Uint64(p[:])
 }
 
 func runCount(run []byte) (int, error) {
@@ -130,15 +139,18 @@ func runCount(run []byte) (int, error) {
 		return 0, fmt.Errorf("%w: tree node run of %d bytes", ErrCorrupt, len(run))
 	}
 	n := int(binary.BigEndian.Uint32(run))
-	if n == 0 || len(run) < 4+4*n {
+	if n == 0 || len(run) < 4+runSlot*n {
 		return 0, fmt.Errorf("%w: tree node run of %d bytes for %d nodes", ErrCorrupt, len(run), n)
 	}
 	return n, nil
 }
 
+// runPrefix returns the key prefix of entry i (i < runCount).
+func runPrefix(run []byte, i int) uint64 { return binary.BigEndian.Uint64(run[4+runSlot*i:]) }
+
 // runEntry returns the position key and the encoded node of entry i.
 func runEntry(run []byte, i int) (key, node []byte, err error) {
-	off := int(binary.BigEndian.Uint32(run[4+4*i:]))
+	off := int(binary.BigEndian.Uint32(run[4+runSlot*i+8:]))
 	if off+2 > len(run) {
 		return nil, nil, fmt.Errorf("%w: tree node run entry %d out of range", ErrCorrupt, i)
 	}
@@ -163,13 +175,11 @@ func encodeRun(nodes []statetree.NodeEntry) []byte {
 		node   int
 	}
 	entries := make([]entry, len(nodes))
-	size := 4 + 4*len(nodes)
+	size := 4 + runSlot*len(nodes)
 	var kb [2 + 32]byte
 	for i, e := range nodes {
 		k := posKey(kb[:0], e.Key)
-		var p [8]byte
-		copy(p[:], k)
-		entries[i] = entry{prefix: binary.BigEndian.Uint64(p[:]), node: i}
+		entries[i] = entry{prefix: keyPrefix(k), node: i}
 		n := nodeSize(e.Node)
 		size += len(k) + uvarintSize(uint64(n)) + n
 	}
@@ -187,10 +197,11 @@ func encodeRun(nodes []statetree.NodeEntry) []byte {
 		}
 		from = to
 	}
-	run := make([]byte, 4+4*len(entries), size)
+	run := make([]byte, 4+runSlot*len(entries), size)
 	binary.BigEndian.PutUint32(run, uint32(len(entries)))
 	for i, e := range entries {
-		binary.BigEndian.PutUint32(run[4+4*i:], uint32(len(run)))
+		binary.BigEndian.PutUint64(run[4+runSlot*i:], e.prefix)
+		binary.BigEndian.PutUint32(run[4+runSlot*i+8:], uint32(len(run)))
 		n := nodes[e.node]
 		run = posKey(run, n.Key)
 		run = binary.AppendUvarint(run, uint64(nodeSize(n.Node)))
