@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/p2pnode/p2pnode/chain"
@@ -26,25 +25,13 @@ settled state yet or the proof does not verify.
 
 func cmdState(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("state", stateUsage, stderr)
-	home := fs.String("home", "", "a home of the chain: its genesis verifies the proof, its config names the API")
-	api := fs.String("api", "", "the API base URL of the node to ask, e.g. http://127.0.0.1:8080 (default: the home's)")
 	isHex := fs.Bool("hex", false, "KEY is hex")
-	var keyArg string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		keyArg, args = args[0], args[1:]
-	}
-	if err := parse(fs, args); err != nil {
+	keyArg, home, api, err := parseProofArgs(fs, args, "KEY")
+	if err != nil {
 		return err
-	}
-	if keyArg == "" {
-		return usageError(fs, "KEY is required")
-	}
-	if *home == "" {
-		return usageError(fs, "--home is required: its genesis verifies the proof")
 	}
 	key := []byte(keyArg)
 	if *isHex {
-		var err error
 		if key, err = hex.DecodeString(keyArg); err != nil || len(key) == 0 {
 			return usageError(fs, "KEY is not hex")
 		}
@@ -52,7 +39,7 @@ func cmdState(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(key) > chain.MaxKeySize {
 		return usageError(fs, fmt.Sprintf("KEY has %d bytes, at most %d", len(key), chain.MaxKeySize))
 	}
-	hm, url, err := homeAPI(*home, *api)
+	hm, url, err := homeAPI(home, api)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -25,26 +26,15 @@ does not verify.
 
 func cmdTx(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("tx", txUsage, stderr)
-	home := fs.String("home", "", "a home of the chain: its genesis verifies the proof, its config names the API")
-	api := fs.String("api", "", "the API base URL of the node to ask, e.g. http://127.0.0.1:8080 (default: the home's)")
-	var hashArg string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		hashArg, args = args[0], args[1:]
-	}
-	if err := parse(fs, args); err != nil {
+	hashArg, home, api, err := parseProofArgs(fs, args, "HASH")
+	if err != nil {
 		return err
-	}
-	if hashArg == "" {
-		return usageError(fs, "HASH is required")
-	}
-	if *home == "" {
-		return usageError(fs, "--home is required: its genesis verifies the proof")
 	}
 	h, err := chain.ParseHash(hashArg)
 	if err != nil {
 		return usageError(fs, "HASH must be 64 hex digits")
 	}
-	hm, url, err := homeAPI(*home, *api)
+	hm, url, err := homeAPI(home, api)
 	if err != nil {
 		return err
 	}
@@ -63,6 +53,28 @@ func cmdTx(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(tw, "tx\t%x\n", p.Tx)
 	return tw.Flush()
+}
+
+// parseProofArgs parses the arguments of a command that fetches and
+// verifies a proof from a node: its one positional argument name first,
+// then --home (required: its genesis verifies the proof), --api and the
+// flags the command declared on fs.
+func parseProofArgs(fs *flag.FlagSet, args []string, name string) (arg, home, api string, err error) {
+	h := fs.String("home", "", "a home of the chain: its genesis verifies the proof, its config names the API")
+	a := fs.String("api", "", "the API base URL of the node to ask, e.g. http://127.0.0.1:8080 (default: the home's)")
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		arg, args = args[0], args[1:]
+	}
+	if err := parse(fs, args); err != nil {
+		return "", "", "", err
+	}
+	if arg == "" {
+		return "", "", "", usageError(fs, "%s is required", name)
+	}
+	if *h == "" {
+		return "", "", "", usageError(fs, "--home is required: its genesis verifies the proof")
+	}
+	return arg, *h, *a, nil
 }
 
 // homeAPI loads the home dir and returns it with the API base URL to ask:
