@@ -321,7 +321,6 @@ func (l *Ledger) CommitWith(blocks []*chain.Block, li *chain.LedgerInfoWithSigna
 	eager := l.treeVersion == start && treesComputed(path)
 	l.mu.Unlock()
 
-	var err error
 	last := path[len(path)-1]
 	if last.info != target {
 		return fmt.Errorf("%w: executed %s version %d root %s, ledger info %s version %d root %s",
@@ -342,9 +341,7 @@ func (l *Ledger) CommitWith(blocks []*chain.Block, li *chain.LedgerInfoWithSigna
 	}
 	batch.Writes = stateWrites(start, batch.Txs)
 	if eager {
-		if batch.Tree, err = l.pathTrees(path); err != nil {
-			return fmt.Errorf("ledger: commit: %w", err)
-		}
+		batch.Tree = pathTrees(path)
 	}
 	batch.Blocks = make([]CommittedBlock, len(blocks))
 	for i, b := range blocks {

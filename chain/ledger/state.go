@@ -119,13 +119,19 @@ func (l *Ledger) viewOf(lineage []*result) (*view, error) {
 			break
 		}
 	}
+	return l.viewOver(lineage), nil
+}
+
+// viewOver returns the view of the trees rs have (newest first) over the
+// storage.
+func (l *Ledger) viewOver(rs []*result) *view {
 	v := &view{st: l.st}
-	for _, r := range lineage {
+	for _, r := range rs {
 		if t := r.loadTree(); t != nil {
 			v.trees = append(v.trees, t)
 		}
 	}
-	return v, nil
+	return v
 }
 
 // materialize gives lineage[0], which owns a tree, its tree if it has none
@@ -156,13 +162,7 @@ func (l *Ledger) materialize(lineage []*result) error {
 	for i := len(run) - 1; i >= 0; i-- {
 		txs = append(txs, run[i].txs...)
 	}
-	base := &view{st: l.st}
-	for _, a := range lineage[j:] {
-		if t := a.loadTree(); t != nil {
-			base.trees = append(base.trees, t)
-		}
-	}
-	b, err := statetree.New(base).Update(treeBase(start), r.info.Version, treeWrites(stateWrites(start, txs)))
+	b, err := statetree.New(l.viewOver(lineage[j:])).Update(treeBase(start), r.info.Version, treeWrites(stateWrites(start, txs)))
 	if err != nil {
 		return fmt.Errorf("ledger: state of %s: %w", r.info.ID.Short(), err)
 	}
@@ -176,10 +176,11 @@ func (l *Ledger) materialize(lineage []*result) error {
 
 // VerifyState computes the state tree of the executed block id if its
 // root was deferred ([Ledger.ExecuteCertified]) and checks that root
-// against the signed one (ErrStateRoot). Checking a block also settles the
-// blocks between it and the committed block, whose trees are then never
-// computed on their own: a syncing node checks the blocks it commits, in
-// one update per commit. The committed block is always settled.
+// against the signed one (ErrStateRoot), settling the durable tree first if
+// it lags. Checking a block also checks the blocks between it and the
+// committed block, whose trees are then never computed on their own; a
+// commit of the path to it then stores its tree. The committed block is
+// always checked.
 func (l *Ledger) VerifyState(id chain.Hash) error {
 	l.mu.Lock()
 	r, ok := l.results[id]
@@ -220,37 +221,24 @@ func (l *Ledger) StateRoot() (chain.Hash, error) {
 }
 
 // pathTrees returns the state trees a commit of path (oldest first, from a
-// child of the committed block) stores, oldest first: that of the newest
-// block of path that owns a tree, computed if it was deferred, and those
-// of the blocks of path it was computed on, down to the committed tree.
-// Blocks whose root was deferred and settled by a descendant store none.
-func (l *Ledger) pathTrees(path []*result) ([]*statetree.Batch, error) {
-	last := -1
-	for i := len(path) - 1; i >= 0 && last < 0; i-- {
-		if path[i].ownsTree() {
-			last = i
-		}
-	}
-	if last < 0 {
-		return nil, nil
-	}
-	lineage := make([]*result, 0, last+1)
-	for i := last; i >= 0; i-- {
-		lineage = append(lineage, path[i])
-	}
-	if err := l.materialize(lineage); err != nil {
-		return nil, err
-	}
+// child of the committed block, with treesComputed true) stores, oldest
+// first: that of the newest block of path that owns a tree, and those of
+// the blocks of path it was computed on, down to the committed tree.
+// Blocks whose root was deferred and checked by a descendant store none.
+func pathTrees(path []*result) []*statetree.Batch {
 	var out []*statetree.Batch
-	want := path[last].info.Version
-	for _, r := range lineage {
-		if t := r.loadTree(); t != nil && t.batch.Version == want {
+	want := uint64(0)
+	for i := len(path) - 1; i >= 0; i-- {
+		t := path[i].loadTree()
+		switch {
+		case t == nil:
+		case len(out) == 0 || t.batch.Version == want:
 			out = append(out, t.batch)
 			want = t.base
 		}
 	}
 	slices.Reverse(out)
-	return out, nil
+	return out
 }
 
 // ExecuteCertifiedChain executes blocks, oldest first and each the parent
