@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -69,21 +68,7 @@ func TestHTTPStateProof(t *testing.T) {
 // for. Fuzz with -fuzzminimizetime=1s (the seeds are kilobytes).
 func FuzzStateProofJSON(f *testing.F) {
 	vals := chaintest.NewValidators(62, 4)
-	b := chaintest.NewBuilder(vals, chaintest.BuilderConfig{TxsPerBlock: 3, TxSize: 30})
-	blocks := b.Extend(b.Genesis(), 6)
-	l, err := ledger.New(ledger.NewMemStorage(), vals.Genesis)
-	if err != nil {
-		f.Fatal(err)
-	}
-	if err := l.ExecuteCertifiedChain(chaintest.Blocks(blocks)); err != nil {
-		f.Fatal(err)
-	}
-	if err := l.Commit(chaintest.Blocks(blocks[:4]), blocks[5].QC.LedgerInfo()); err != nil {
-		f.Fatal(err)
-	}
-	if err := l.Settle(context.Background()); err != nil {
-		f.Fatal(err)
-	}
+	l, blocks := seedLedger(f, vals)
 	key, _, _ := chain.DecodeKV(blocks[1].Block.Payload()[0])
 	for _, k := range [][]byte{key, []byte("absent")} {
 		p, err := l.StateProof(k)

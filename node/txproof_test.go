@@ -10,6 +10,29 @@ import (
 	"github.com/p2pnode/p2pnode/node"
 )
 
+// seedLedger returns a ledger in memory that committed 4 of 6 blocks of
+// 3 key/value transactions (its state tree settled), and the blocks: the
+// seeds of the proof fuzz targets (a node per fuzz worker would cost more
+// than the fuzzing).
+func seedLedger(f *testing.F, vals *chaintest.Validators) (*ledger.Ledger, []*chaintest.Node) {
+	b := chaintest.NewBuilder(vals, chaintest.BuilderConfig{TxsPerBlock: 3, TxSize: 30})
+	blocks := b.Extend(b.Genesis(), 6)
+	l, err := ledger.New(ledger.NewMemStorage(), vals.Genesis)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := l.ExecuteCertifiedChain(chaintest.Blocks(blocks)); err != nil {
+		f.Fatal(err)
+	}
+	if err := l.Commit(chaintest.Blocks(blocks[:4]), blocks[5].QC.LedgerInfo()); err != nil {
+		f.Fatal(err)
+	}
+	if err := l.Settle(f.Context()); err != nil {
+		f.Fatal(err)
+	}
+	return l, blocks
+}
+
 // FuzzTxProofJSON: whatever a node answers, a client decoding and
 // verifying it errs or accepts a proof that verifies; it never panics, and
 // what it accepts is the transaction asked for. The seeds are kilobytes:
@@ -20,22 +43,7 @@ func FuzzTxProofJSON(f *testing.F) {
 	v := vals.Verifier
 	// Seeds: proofs of a ledger that committed a few blocks, built in
 	// memory (a node per fuzz worker would cost more than the fuzzing).
-	b := chaintest.NewBuilder(vals, chaintest.BuilderConfig{TxsPerBlock: 3, TxSize: 30})
-	blocks := b.Extend(b.Genesis(), 6)
-	l, err := ledger.New(ledger.NewMemStorage(), vals.Genesis)
-	if err != nil {
-		f.Fatal(err)
-	}
-	var path []*chain.Block
-	for _, cb := range blocks {
-		if _, err := l.Execute(cb.Block); err != nil {
-			f.Fatal(err)
-		}
-		path = append(path, cb.Block)
-	}
-	if err := l.Commit(path[:4], blocks[5].QC.LedgerInfo()); err != nil {
-		f.Fatal(err)
-	}
+	l, blocks := seedLedger(f, vals)
 	for _, cb := range blocks[:3] {
 		h := chain.TxLeafHash(cb.Block.Payload()[0])
 		p, ok, err := l.TxProof(h)
