@@ -97,3 +97,46 @@ func TestDeferredRootOfEmptyBlock(t *testing.T) {
 		t.Fatalf("ExecuteCertified(empty) = %+v, %v; want %+v", info, err, empty.Info)
 	}
 }
+
+// flakyStorage fails the commits of state-tree updates alone (a settle's)
+// while fail is set.
+type flakyStorage struct {
+	*ledger.MemStorage
+	fail bool
+}
+
+func (s *flakyStorage) Commit(b *ledger.Batch) error {
+	if s.fail && len(b.Txs) == 0 && len(b.Tree) > 0 {
+		return errors.New("disk full")
+	}
+	return s.MemStorage.Commit(b)
+}
+
+// TestSettleWriteFails: a settle whose write fails leaves the tree where
+// it was, and the next one completes it.
+func TestSettleWriteFails(t *testing.T) {
+	v := chaintest.NewValidators(85, 4)
+	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: 10})
+	nodes := b.Extend(b.Genesis(), 6)
+	st := &flakyStorage{MemStorage: ledger.NewMemStorage(), fail: true}
+	l, err := ledger.New(st, v.Genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.ExecuteCertifiedChain(chaintest.Blocks(nodes)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Commit(chaintest.Blocks(nodes[:4]), nodes[5].QC.LedgerInfo()); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Settle(context.Background()); err == nil || l.TreeVersion() != 0 {
+		t.Fatalf("Settle on a failing disk = %v, tree at %d; want an error and the tree at 0", err, l.TreeVersion())
+	}
+	st.fail = false
+	if err := l.Settle(context.Background()); err != nil || l.TreeVersion() != nodes[3].Info.Version {
+		t.Fatalf("Settle again = %v, tree at %d; want %d", err, l.TreeVersion(), nodes[3].Info.Version)
+	}
+	if root, err := l.StateRoot(); err != nil || root != nodes[3].Info.StateRoot {
+		t.Fatalf("StateRoot = %s, %v; want %s", root.Short(), err, nodes[3].Info.StateRoot.Short())
+	}
+}
