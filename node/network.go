@@ -26,6 +26,7 @@ type Network struct {
 	blocksID    libp2pproto.ID
 	committedID libp2pproto.ID
 	chunksID    libp2pproto.ID
+	stateID     libp2pproto.ID
 	idle        time.Duration
 	ops         *opsMetrics // nil: not measured
 }
@@ -40,7 +41,7 @@ const DefaultStreamIdleTimeout = 5 * time.Second
 // fail once their response stalls for DefaultStreamIdleTimeout.
 func NewNetwork(h host.Host, chainID string) *Network {
 	return &Network{h: h, blocksID: protocol.BlocksID(chainID), committedID: protocol.CommittedID(chainID),
-		chunksID: protocol.ChunksID(chainID), idle: DefaultStreamIdleTimeout}
+		chunksID: protocol.ChunksID(chainID), stateID: protocol.StateID(chainID), idle: DefaultStreamIdleTimeout}
 }
 
 // SetIdleTimeout sets how long a request waits for the first byte of its
@@ -78,6 +79,15 @@ func (n *Network) RequestChunk(ctx context.Context, p peer.ID, req protocol.Chun
 	}
 	if resp.Status == protocol.StatusSucceeded && resp.Chunk == nil {
 		return nil, fmt.Errorf("%w: %s: chunk response succeeded without a chunk", syncer.ErrMisbehaved, p)
+	}
+	return &resp, nil
+}
+
+// RequestState asks p for a chunk of the state of a version.
+func (n *Network) RequestState(ctx context.Context, p peer.ID, req protocol.StateRequest) (*protocol.StateResponse, error) {
+	var resp protocol.StateResponse
+	if err := n.request(ctx, p, n.stateID, &req, protocol.MaxStateResponseSize, &resp); err != nil {
+		return nil, err
 	}
 	return &resp, nil
 }

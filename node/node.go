@@ -183,9 +183,11 @@ func (n *Node) Run(ctx context.Context) error {
 	n.host.SetStreamHandler(protocol.BlocksID(chainID), n.ops.serve(srv.handleBlocks))
 	n.host.SetStreamHandler(protocol.CommittedID(chainID), n.ops.serve(srv.handleCommitted))
 	n.host.SetStreamHandler(protocol.ChunksID(chainID), n.ops.serve(srv.handleChunks))
+	n.host.SetStreamHandler(protocol.StateID(chainID), n.ops.serve(srv.handleState))
 	defer n.host.RemoveStreamHandler(protocol.BlocksID(chainID))
 	defer n.host.RemoveStreamHandler(protocol.CommittedID(chainID))
 	defer n.host.RemoveStreamHandler(protocol.ChunksID(chainID))
+	defer n.host.RemoveStreamHandler(protocol.StateID(chainID))
 
 	// Consensus runs under its own context so that it stops after the
 	// workers that feed it.

@@ -106,6 +106,27 @@ func (s *server) handleChunks(st network.Stream) {
 	s.writeResponse(st, "chunks", resp.Status, body)
 }
 
+// handleState serves one state chunk request.
+func (s *server) handleState(st network.Stream) {
+	var req protocol.StateRequest
+	if !s.readRequest(st, protocol.MaxStateRequestSize, &req) {
+		return
+	}
+	resp := &protocol.StateResponse{Status: protocol.StatusBusy}
+	p := st.Conn().RemotePeer()
+	if s.allow(p) {
+		resp = syncer.ServeState(s.store.Ledger(), &req)
+	}
+	body, err := chain.Encode(resp)
+	if err != nil {
+		s.log.Error("encode state response", "err", err)
+		_ = st.Reset()
+		return
+	}
+	s.charge(p, resp.Status, len(body))
+	s.writeResponse(st, "state", resp.Status, body)
+}
+
 // allow reports whether p may be served now: a token of its request bucket,
 // and its byte bucket not in debt.
 func (s *server) allow(p peer.ID) bool {
@@ -184,6 +205,8 @@ func busyResponse(proto string) ([]byte, error) {
 		return chain.Encode(&protocol.BlockResponse{Status: protocol.StatusBusy})
 	case "committed":
 		return chain.Encode(&protocol.CommittedResponse{Status: protocol.StatusBusy})
+	case "state":
+		return chain.Encode(&protocol.StateResponse{Status: protocol.StatusBusy})
 	}
 	return chain.Encode(&protocol.ChunkResponse{Status: protocol.StatusBusy})
 }

@@ -38,3 +38,8 @@ func TxTopic(chainID string) string { return fmt.Sprintf("/p2pnode/%s/tx/1", cha
 func CommittedID(chainID string) protocol.ID {
 	return protocol.ID(fmt.Sprintf("/p2pnode/%s/committed/1.0.0", chainID))
 }
+
+// StateID is the state snapshot stream protocol of a chain.
+func StateID(chainID string) protocol.ID {
+	return protocol.ID(fmt.Sprintf("/p2pnode/%s/state/1.0.0", chainID))
+}

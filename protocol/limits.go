@@ -17,6 +17,7 @@ func StreamLimits() []StreamLimit {
 		{Name: "blocks", MaxRequest: MaxBlockRequestSize, MaxResponse: MaxBlockResponseSize},
 		{Name: "committed", MaxRequest: MaxCommittedRequestSize, MaxResponse: MaxCommittedResponseSize},
 		{Name: "chunks", MaxRequest: MaxChunkRequestSize, MaxResponse: MaxChunkResponseSize},
+		{Name: "state", MaxRequest: MaxStateRequestSize, MaxResponse: MaxStateResponseSize},
 		{Name: "vote", MaxRequest: MaxVoteMsgSize},
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/p2pnode/p2pnode/chain/ledger"
 )
 
 // Config tunes the sync manager. The zero value is not valid; start from
@@ -94,6 +96,18 @@ type Config struct {
 	// once, across all peers; with ChunkTxs it bounds state sync's memory
 	// whatever the gap. 1 fetches one chunk at a time.
 	ChunksInFlight int
+	// SnapshotSync: a fast-forward of a ledger at genesis restores the
+	// state of the target's version from verified state chunks (key
+	// ranges with range proofs against its state_root) instead of
+	// replaying every transaction since genesis, so that joining costs
+	// the size of the state, not the length of the history. A ledger that
+	// holds transactions, or whose storage cannot restore a snapshot,
+	// replays the ones it lacks. false always replays.
+	SnapshotSync bool
+	// StateChunkLeaves is how many leaves one state chunk request asks
+	// for (at most ledger.MaxSnapshotLeaves; servers also stop at
+	// ledger.MaxSnapshotBytes).
+	StateChunkLeaves int
 	// ChunkTimeout is the timeout of one chunk request; with AdaptiveFlow
 	// the transfer time of the chunk's bytes at the peer's measured rate
 	// is added to it, as for blocks.
@@ -132,6 +146,8 @@ func DefaultConfig() Config {
 		ChunkTxs:              2000,
 		ChunksInFlight:        8,
 		ChunkTimeout:          10 * time.Second,
+		SnapshotSync:          true,
+		StateChunkLeaves:      4096,
 		ProgressInterval:      5 * time.Second,
 		ScoreHalfLife:         5 * time.Minute,
 	}
@@ -153,6 +169,7 @@ func SeedConfig() Config {
 	c.FastForwardRounds = 0
 	c.ForwardMinGap = 0
 	c.ChunksInFlight = 1
+	c.SnapshotSync = false
 	return c
 }
 
@@ -177,6 +194,7 @@ func (c Config) Validate() error {
 	check(c.ForwardMinGap == 0 || (c.ForwardMaxBytes > 0 && c.ForwardRequestBytes > 0), "ForwardMaxBytes and ForwardRequestBytes must be positive")
 	check(c.ChunkTxs >= 1, "ChunkTxs %d, want ≥ 1", c.ChunkTxs)
 	check(c.ChunksInFlight >= 1 && c.ChunksInFlight <= 64, "ChunksInFlight %d, want 1 to 64", c.ChunksInFlight)
+	check(c.StateChunkLeaves >= 1 && c.StateChunkLeaves <= ledger.MaxSnapshotLeaves, "StateChunkLeaves %d, want 1 to %d", c.StateChunkLeaves, ledger.MaxSnapshotLeaves)
 	check(c.ChunkTimeout > 0, "ChunkTimeout must be positive")
 	check(c.ProgressInterval > 0, "ProgressInterval must be positive")
 	check(c.ScoreHalfLife > 0, "ScoreHalfLife must be positive")

@@ -173,6 +173,11 @@ func newWorldFrom(t testing.TB, v *chaintest.Validators, nodes []*chaintest.Node
 	if err := w.server.store.InsertQC(nodes[len(nodes)-1].QC); err != nil {
 		t.Fatal(err)
 	}
+	// The server's state tree follows its ledger, as a validator's does,
+	// so that it can serve a snapshot of the committed version.
+	if err := w.server.ledger.Settle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	for _, s := range v.Signers {
 		w.net.Add(s.ID(), w.honestPeer())
 	}

@@ -302,16 +302,32 @@ func (m *Manager) fastForward(ctx context.Context, blocks [3]*chain.Block, qcs [
 	l := m.store.Ledger()
 	startVersion := l.Version()
 	began := time.Now()
-	ss := &stateSync{
-		net: m.net, scores: m.scores, flows: m.retriever.flows, cfg: m.cfg, log: m.log,
-		target: target, peers: m.stateSyncPeers(from, &qcs[2], banned), banned: banned,
-	}
-	if err := ss.run(ctx, l); err != nil {
-		return fmt.Errorf("syncer: state sync to version %d: %w", target.LedgerInfo.CommitInfo.Version, err)
+	peers := m.stateSyncPeers(from, &qcs[2], banned)
+	snapshot := m.cfg.SnapshotSync && l.CanRestoreSnapshot() && target.LedgerInfo.CommitInfo.Version > 0
+	if snapshot {
+		ss := &snapshotSync{
+			net: m.net, scores: m.scores, flows: m.retriever.flows, cfg: m.cfg, log: m.log,
+			target: target, peers: peers, banned: banned,
+		}
+		if err := ss.run(ctx, l); err != nil {
+			return fmt.Errorf("syncer: snapshot sync to version %d: %w", target.LedgerInfo.CommitInfo.Version, err)
+		}
+	} else {
+		ss := &stateSync{
+			net: m.net, scores: m.scores, flows: m.retriever.flows, cfg: m.cfg, log: m.log,
+			target: target, peers: peers, banned: banned,
+		}
+		if err := ss.run(ctx, l); err != nil {
+			return fmt.Errorf("syncer: state sync to version %d: %w", target.LedgerInfo.CommitInfo.Version, err)
+		}
 	}
 	took := time.Since(began)
 	synced := l.Version() - startVersion
-	m.stats.txsSynced.Add(synced)
+	if snapshot {
+		m.stats.snapshots.Add(1)
+	} else {
+		m.stats.txsSynced.Add(synced)
+	}
 	m.stats.stateSyncNanos.Add(uint64(took))
 	root := blocktree.Root{Block: blocks[0], Info: qcs[0].CertifiedBlock(), QC: qcs[0], LedgerInfo: qcs[2]}
 	if err := m.store.Rebuild(root, blocks[1:], qcs[1:]); err != nil {

@@ -24,6 +24,8 @@ type Network interface {
 	RequestCommitted(ctx context.Context, p peer.ID, req protocol.CommittedRequest) (*protocol.CommittedResponse, error)
 	// RequestChunk asks p for a chunk of the ledger.
 	RequestChunk(ctx context.Context, p peer.ID, req protocol.ChunkRequest) (*protocol.ChunkResponse, error)
+	// RequestState asks p for a chunk of the state of a version.
+	RequestState(ctx context.Context, p peer.ID, req protocol.StateRequest) (*protocol.StateResponse, error)
 	// Peers returns the currently connected peers.
 	Peers() []peer.ID
 }

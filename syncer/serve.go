@@ -5,6 +5,7 @@ import (
 
 	"github.com/p2pnode/p2pnode/chain"
 	"github.com/p2pnode/p2pnode/chain/ledger"
+	"github.com/p2pnode/p2pnode/chain/statetree"
 	"github.com/p2pnode/p2pnode/protocol"
 )
 
@@ -133,4 +134,33 @@ func ServeChunk(l *ledger.Ledger, req *protocol.ChunkRequest) *protocol.ChunkRes
 		return &protocol.ChunkResponse{Status: protocol.StatusBusy}
 	}
 	return &protocol.ChunkResponse{Status: protocol.StatusSucceeded, Chunk: c}
+}
+
+// ServeState answers a state chunk request from the state tree of l:
+// not enough blocks while the tree has not reached req.Version, pruned
+// when l keeps no tree of req.Version (or no accumulator frontier of it).
+func ServeState(l *ledger.Ledger, req *protocol.StateRequest) *protocol.StateResponse {
+	if err := req.Validate(); err != nil {
+		return &protocol.StateResponse{Status: protocol.StatusBadRequest}
+	}
+	unavailable := func(err error) *protocol.StateResponse {
+		switch {
+		case errors.Is(err, ledger.ErrVersionNotAvailable):
+			return &protocol.StateResponse{Status: protocol.StatusNotEnoughBlocks}
+		case errors.Is(err, statetree.ErrNodeNotFound), errors.Is(err, ledger.ErrPruned):
+			return &protocol.StateResponse{Status: protocol.StatusPruned}
+		}
+		return &protocol.StateResponse{Status: protocol.StatusBusy}
+	}
+	c, err := l.StateChunk(req.Version, req.Start, int(req.MaxLeaves))
+	if err != nil {
+		return unavailable(err)
+	}
+	resp := &protocol.StateResponse{Status: protocol.StatusSucceeded, Chunk: c}
+	if req.WithFrontier {
+		if resp.Frontier, err = l.FrontierAt(req.Version); err != nil {
+			return unavailable(err)
+		}
+	}
+	return resp
 }

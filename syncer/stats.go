@@ -7,6 +7,7 @@ import (
 
 type stats struct {
 	runs, failures, fastForwards, blocksFetched, txsSynced, stateSyncNanos    atomic.Uint64
+	snapshots                                                                 atomic.Uint64
 	forwardSyncs, forwardWindows, forwardRelinks, forwardDropped, forwardPeak atomic.Uint64
 }
 
@@ -19,8 +20,10 @@ type Stats struct {
 	FastForwards uint64
 	// BlocksFetched counts verified blocks received from peers.
 	BlocksFetched uint64
-	// TxsSynced counts transactions applied by state sync.
+	// TxsSynced counts transactions applied by state sync (replaying).
 	TxsSynced uint64
+	// Snapshots counts fast-forwards that restored a state snapshot.
+	Snapshots uint64
 	// StateSyncTime is the total time spent in state sync.
 	StateSyncTime time.Duration
 	// ForwardSyncs counts forward fetches of the committed chain started.
@@ -45,6 +48,7 @@ func (m *Manager) Stats() Stats {
 		FastForwards:  m.stats.fastForwards.Load(),
 		BlocksFetched: m.stats.blocksFetched.Load(),
 		TxsSynced:     m.stats.txsSynced.Load(),
+		Snapshots:     m.stats.snapshots.Load(),
 		StateSyncTime: time.Duration(m.stats.stateSyncNanos.Load()),
 
 		ForwardSyncs:       m.stats.forwardSyncs.Load(),

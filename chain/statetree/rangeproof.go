@@ -11,6 +11,7 @@ import (
 
 // KV is a key/value pair of a range, as a peer sends it.
 type KV struct {
+	_          struct{} `cbor:",toarray"`
 	Key, Value []byte
 }
 

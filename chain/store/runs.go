@@ -313,7 +313,17 @@ func nodeAt(tx *bolt.Tx, c runCursor, id compact.NodeID, version uint64, pruned 
 		return chain.Hash{}, missing
 	}
 	if pruned.straddles(id) {
-		return pruned.Straddle, nil
+		if pruned.Straddle != (chain.Hash{}) {
+			return pruned.Straddle, nil
+		}
+		// A restored snapshot's record cannot know it: hash the last
+		// leaf of its frontier with the transaction of its version.
+		t, err := txAt(tx, pruned.Version)
+		if err != nil {
+			return chain.Hash{}, err
+		}
+		leaf := chain.TxLeafHash(t)
+		return chain.Hash(rfc6962.DefaultHasher.HashChildren(pruned.Frontier[len(pruned.Frontier)-1][:], leaf[:])), nil
 	}
 	if (id.Index+1)<<id.Level <= pruned.Version { // wholly below the history kept
 		if h, ok := pruned.node(id); ok {

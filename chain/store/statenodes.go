@@ -57,7 +57,7 @@ func (s *Store) Node(k statetree.NodeKey) (*statetree.Node, error) {
 	}
 	var n *statetree.Node
 	err := s.db.View(func(tx *bolt.Tx) error {
-		raw, err := findNode(treeRun(tx.Bucket(bucketTreeNodes), k.Version), k)
+		raw, err := lookupNode(tx.Bucket(bucketTreeNodes), k)
 		if err != nil || raw == nil {
 			return err
 		}
@@ -312,39 +312,21 @@ func pruneTree(tx *bolt.Tx, w uint64) (int, error) {
 	}
 	deleted := 0
 	for version, keys := range doomed {
-		run := treeRun(nodes, version)
-		if run == nil {
+		vb := nodes.Bucket(versionKey(version))
+		if vb == nil {
 			continue
 		}
-		count, err := runCount(run)
-		if err != nil {
-			return 0, err
-		}
-		gone := make(map[string]bool, len(keys))
-		for _, k := range keys {
-			gone[string(posKey(nil, k))] = true
-		}
-		var keep []statetree.NodeEntry
-		for i := range count {
-			key, node, err := runEntry(run, i)
+		if vb.Get(runKey) == nil { // a restored snapshot's records
+			n, err := pruneChunks(vb, version, keys)
 			if err != nil {
 				return 0, err
 			}
-			if gone[string(key)] {
-				deleted++
-				continue
-			}
-			nk, err := statetree.ParseNodeKey(append(versionKey(version), key...))
-			if err != nil {
-				return 0, fmt.Errorf("%w: tree node run %d: %w", ErrCorrupt, version, err)
-			}
-			n, err := statetree.ParseNode(bytes.Clone(node))
-			if err != nil {
-				return 0, fmt.Errorf("%w: tree node run %d: %w", ErrCorrupt, version, err)
-			}
-			keep = append(keep, statetree.NodeEntry{Key: nk, Node: n})
+			deleted += n
+			continue
 		}
-		if len(keep) < count {
+		keep, n, err := runWithout(vb.Get(runKey), version, keys)
+		if err == nil && n > 0 {
+			deleted += n
 			// The nested bucket goes, and comes back with what stays.
 			err = nodes.DeleteBucket(versionKey(version))
 			if err == nil && len(keep) > 0 {
@@ -358,6 +340,76 @@ func pruneTree(tx *bolt.Tx, w uint64) (int, error) {
 	for _, k := range records {
 		if err := stale.DeleteBucket(k); err != nil {
 			return 0, fmt.Errorf("store: prune stale tree record: %w", err)
+		}
+	}
+	return deleted, nil
+}
+
+// runWithout returns the nodes of run, of version, but those of keys, and
+// how many of keys it held.
+func runWithout(run []byte, version uint64, keys []statetree.NodeKey) ([]statetree.NodeEntry, int, error) {
+	count, err := runCount(run)
+	if err != nil {
+		return nil, 0, err
+	}
+	gone := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		gone[string(posKey(nil, k))] = true
+	}
+	var keep []statetree.NodeEntry
+	deleted := 0
+	for i := range count {
+		key, node, err := runEntry(run, i)
+		if err != nil {
+			return nil, 0, err
+		}
+		if gone[string(key)] {
+			deleted++
+			continue
+		}
+		nk, err := statetree.ParseNodeKey(append(versionKey(version), key...))
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: tree node run %d: %w", ErrCorrupt, version, err)
+		}
+		n, err := statetree.ParseNode(bytes.Clone(node))
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: tree node run %d: %w", ErrCorrupt, version, err)
+		}
+		keep = append(keep, statetree.NodeEntry{Key: nk, Node: n})
+	}
+	return keep, deleted, nil
+}
+
+// pruneChunks deletes keys from the records of the restored snapshot of
+// version vb, rewriting each record that loses some.
+func pruneChunks(vb *bolt.Bucket, version uint64, keys []statetree.NodeKey) (int, error) {
+	byRecord := make(map[string][]statetree.NodeKey)
+	for _, k := range keys {
+		for _, rk := range chunkCandidates(vb, subtreeEnd(k)) {
+			sub := vb.Bucket(rk)
+			if sub == nil {
+				continue
+			}
+			if raw, err := findNode(sub.Get(runKey), k); err != nil {
+				return 0, err
+			} else if raw != nil {
+				byRecord[string(rk)] = append(byRecord[string(rk)], k)
+				break
+			}
+		}
+	}
+	deleted := 0
+	for rk, ks := range byRecord {
+		keep, n, err := runWithout(vb.Bucket([]byte(rk)).Get(runKey), version, ks)
+		if err == nil {
+			deleted += n
+			err = vb.DeleteBucket([]byte(rk))
+		}
+		if err == nil && len(keep) > 0 {
+			err = putRun(vb, []byte(rk), encodeRun(keep))
+		}
+		if err != nil {
+			return 0, fmt.Errorf("store: prune snapshot nodes of version %d: %w", version, err)
 		}
 	}
 	return deleted, nil

@@ -119,7 +119,12 @@ func getState(tx *bolt.Tx, key []byte) ([]byte, bool, error) {
 		}
 		return bytes.Clone(val), true, nil
 	}
-	return nil, false, nil
+	// No run names the key: unless the ledger starts at a restored
+	// snapshot (pruned at its version), the key is not set.
+	if pruned, err := readPruned(tx); err != nil || pruned.Version == 0 {
+		return nil, false, err
+	}
+	return treeValue(tx, key)
 }
 
 // checkWrites checks that ws are sorted by key, one per key, each written

@@ -53,6 +53,10 @@ type Peer struct {
 	// OnChunk, if set, answers chunk requests instead.
 	OnChunk func(ctx context.Context, req protocol.ChunkRequest, honest func() *protocol.ChunkResponse) (*protocol.ChunkResponse, error)
 
+	// OnState, if set, answers state requests instead.
+	OnState func(ctx context.Context, req protocol.StateRequest, honest func() *protocol.StateResponse) (*protocol.StateResponse, error)
+	// StateRequests counts the state requests the peer received.
+	StateRequests atomic.Int64
 	// BlockRequests, CommittedRequests and ChunkRequests count the
 	// requests received.
 	BlockRequests, CommittedRequests, ChunkRequests atomic.Int64
@@ -210,6 +214,34 @@ func (n *Net) RequestChunk(ctx context.Context, id peer.ID, req protocol.ChunkRe
 	}
 	var out protocol.ChunkResponse
 	if err := p.send(ctx, resp, protocol.MaxChunkResponseSize, &out); err != nil {
+		return nil, err
+	}
+	return &out, ctx.Err()
+}
+
+// RequestState implements syncer.Network.
+func (n *Net) RequestState(ctx context.Context, id peer.ID, req protocol.StateRequest) (*protocol.StateResponse, error) {
+	p, err := n.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	p.StateRequests.Add(1)
+	honest := func() *protocol.StateResponse {
+		if p.Ledger == nil {
+			return &protocol.StateResponse{Status: protocol.StatusNotEnoughBlocks}
+		}
+		return syncer.ServeState(p.Ledger, &req)
+	}
+	var resp *protocol.StateResponse
+	if p.OnState != nil {
+		if resp, err = p.OnState(ctx, req, honest); err != nil {
+			return nil, err
+		}
+	} else {
+		resp = honest()
+	}
+	var out protocol.StateResponse
+	if err := p.send(ctx, resp, protocol.MaxStateResponseSize, &out); err != nil {
 		return nil, err
 	}
 	return &out, ctx.Err()
