@@ -13,14 +13,19 @@ type BuilderConfig struct {
 	// [Builder.Child].
 	TxsPerBlock int
 	// TxSize is the size of each generated transaction in bytes. Sizes of
-	// 11 bytes or more give key/value transactions with distinct 8-byte keys
-	// and random values; smaller sizes give opaque random bytes. 0 means 100.
+	// 11 bytes or more give key/value transactions with 8-byte keys
+	// (distinct unless Keys is set) and random values; smaller sizes give
+	// opaque random bytes. 0 means 100.
 	TxSize int
 	// Signers are the indexes of the validators that sign every QC; nil means
 	// all of them.
 	Signers []int
 	// Seed seeds the generated transactions.
 	Seed uint64
+	// Keys, if positive, bounds the state: the i-th key/value transaction
+	// built writes key i mod Keys, so that a long history overwrites a
+	// state of Keys keys. 0 gives every transaction a fresh key.
+	Keys int
 }
 
 // Node is a built block with its execution result and the QC that certifies
@@ -86,7 +91,11 @@ func (b *Builder) tx() []byte {
 	}
 	if size >= 11 {
 		tx[0], tx[1] = chain.TxKindKV, 8
-		binary.BigEndian.PutUint64(tx[2:10], b.nextKey)
+		key := b.nextKey
+		if b.cfg.Keys > 0 {
+			key %= uint64(b.cfg.Keys)
+		}
+		binary.BigEndian.PutUint64(tx[2:10], key)
 		b.nextKey++
 	}
 	return tx
