@@ -217,7 +217,11 @@ func runPhases(ctx context.Context, cfg *Config, c *chainFile, chunks *chunkFile
 	scfg := syncer.DefaultConfig()
 	scfg.Seed = cfg.Seed
 	if cfg.Mode == ModeStateSync {
+		// Replay the ledger's transactions in chunks: a fresh ledger
+		// would restore a snapshot instead, which this mode's servers
+		// do not serve.
 		scfg.FastForwardRounds = 0
+		scfg.SnapshotSync = false
 	} else {
 		scfg.FastForwardRounds = uint64(c.Len()) + 1
 	}
