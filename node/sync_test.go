@@ -59,8 +59,8 @@ func TestFullNodeCatchesUp(t *testing.T) {
 			if !tt.wantFF && st.BlocksFetched < uint64(tt.blocks) {
 				t.Fatalf("blocks fetched %d, want ≥ %d", st.BlocksFetched, tt.blocks)
 			}
-			if tt.wantFF && st.TxsSynced == 0 {
-				t.Fatal("state sync applied no transactions")
+			if tt.wantFF && st.Snapshots == 0 {
+				t.Fatal("the fast-forward restored no snapshot")
 			}
 		})
 	}
@@ -77,6 +77,9 @@ func TestResumeInterruptedFastForward(t *testing.T) {
 	server := startServer(t, v.Genesis, blocks, nil)
 	ccfg := clientConfig(t, v.Genesis, server)
 	ccfg.Syncer.ChunkTxs = 8
+	// Replay: the persisted 3-chain is old, and the server, which caught
+	// up by sync, keeps no state tree of its version to snapshot.
+	ccfg.Syncer.SnapshotSync = false
 	three := blocks[20:23] // B0 ← B1 ← B2; B2's QC commits B0
 	o, err := blockstore.Open(filepath.Join(ccfg.Home, node.StoreFile), v.Genesis, blockstore.Config{})
 	if err != nil {
@@ -141,14 +144,17 @@ func TestPrunedAndFullServers(t *testing.T) {
 	for _, tt := range []struct {
 		name        string
 		fastForward uint64
+		snapshot    bool
 	}{
-		{"forward fetch", 1 << 30},
-		{"state sync", 20},
+		{"forward fetch", 1 << 30, false},
+		{"state sync", 20, false},
+		{"snapshot sync", 20, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(t, "client", v.Genesis, chaintest.Key(fullNodeSeed, 3))
 			cfg.Bootstrap = addrInfos(pruned, full)
 			cfg.Syncer.FastForwardRounds = tt.fastForward
+			cfg.Syncer.SnapshotSync = tt.snapshot
 			client := start(t, cfg)
 			want := full.Status()
 			waitFor(t, "client to catch up", func() bool {
@@ -158,11 +164,14 @@ func TestPrunedAndFullServers(t *testing.T) {
 			if got, ok, err := client.Store().Ledger().Get(key); err != nil || !ok || string(got) != string(val) {
 				t.Fatalf("client's state of the first key: %x, %v, %v", got, ok, err)
 			}
-			if s := client.Status(); s.EarliestVersion != 0 {
+			s, st := client.Status(), client.SyncStats()
+			switch {
+			case tt.snapshot && (st.Snapshots != 1 || s.EarliestVersion == 0 || s.StateTreeVersion < s.EarliestVersion):
+				t.Fatalf("status %+v, stats %+v: want one snapshot, no history below it, the state tree from it on", s, st)
+			case !tt.snapshot && s.EarliestVersion != 0:
 				t.Fatalf("client keeps versions from %d, want the whole history", s.EarliestVersion)
-			}
-			if st := client.SyncStats(); (tt.fastForward == 20) != (st.FastForwards > 0) {
-				t.Fatalf("stats %+v: want a fast-forward only for state sync", st)
+			case (tt.fastForward == 20) != (st.FastForwards > 0):
+				t.Fatalf("stats %+v: want a fast-forward only for state and snapshot sync", st)
 			}
 		})
 	}

@@ -309,10 +309,19 @@ func (m *Manager) fastForward(ctx context.Context, blocks [3]*chain.Block, qcs [
 			net: m.net, scores: m.scores, flows: m.retriever.flows, cfg: m.cfg, log: m.log,
 			target: target, peers: peers, banned: banned,
 		}
-		if err := ss.run(ctx, l); err != nil {
+		err := ss.run(ctx, l)
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrAllPeersFailed) && !ss.began:
+			// No peer keeps the state tree of the target (it is old: a
+			// resumed fast-forward's): replay its transactions instead.
+			m.log.Info("no peer serves the snapshot, replaying", "target_version", target.LedgerInfo.CommitInfo.Version, "err", err)
+			snapshot = false
+		default:
 			return fmt.Errorf("syncer: snapshot sync to version %d: %w", target.LedgerInfo.CommitInfo.Version, err)
 		}
-	} else {
+	}
+	if !snapshot {
 		ss := &stateSync{
 			net: m.net, scores: m.scores, flows: m.retriever.flows, cfg: m.cfg, log: m.log,
 			target: target, peers: peers, banned: banned,

@@ -44,6 +44,7 @@ type snapshotSync struct {
 	perLeaf  float64 // moving average of a leaf's bytes
 	progress func()  // logs the restore's progress
 	ticker   *time.Ticker
+	began    bool // a restore of the target was stored or resumed
 }
 
 // stateResult is the answer to one state request.
@@ -88,6 +89,7 @@ func (s *snapshotSync) run(ctx context.Context, l *ledger.Ledger) error {
 	r, err := l.RestoreSnapshot(s.target, nil)
 	switch {
 	case err == nil:
+		s.began = true
 		s.log.Info("snapshot sync resumed", "version", info.Version, "leaves", r.Leaves())
 	case errors.Is(err, ledger.ErrNoSnapshot):
 		// A fresh restore begins with the frontier, which comes with the
@@ -95,6 +97,7 @@ func (s *snapshotSync) run(ctx context.Context, l *ledger.Ledger) error {
 		if r, first, err = s.begin(ctx, l); err != nil {
 			return err
 		}
+		s.began = true
 	default:
 		return err
 	}

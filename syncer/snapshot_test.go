@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/p2pnode/p2pnode/chain"
@@ -226,4 +227,22 @@ func TestSnapshotSyncResumes(t *testing.T) {
 	if again.Load() == 0 {
 		t.Fatal("the resumed sync asked for nothing")
 	}
+}
+
+// TestSnapshotSyncFallsBackToReplay: when no peer keeps the state tree of
+// the target, the fast-forward replays the target's transactions instead.
+func TestSnapshotSyncFallsBackToReplay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 4, 40, 4)
+		for _, id := range w.net.Peers() {
+			w.net.Peer(id).OnState = func(context.Context, protocol.StateRequest, func() *protocol.StateResponse) (*protocol.StateResponse, error) {
+				return &protocol.StateResponse{Status: protocol.StatusPruned}, nil
+			}
+		}
+		c, m := w.snapshotClient(t, snapshotConfig())
+		w.syncAll(t, c, m)
+		if st := m.Stats(); st.Snapshots != 0 || st.TxsSynced == 0 {
+			t.Fatalf("stats: %d snapshots, %d transactions replayed; want a replay", st.Snapshots, st.TxsSynced)
+		}
+	})
 }

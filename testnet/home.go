@@ -82,6 +82,11 @@ type HomeConfig struct {
 	FastForwardRounds uint64 `json:"fast_forward_rounds"`
 	// ChunkTxs is how many transactions one state-sync chunk holds.
 	ChunkTxs int `json:"chunk_txs"`
+	// SnapshotSync: a fast-forward of a node at genesis restores the
+	// target's state snapshot instead of replaying the transactions.
+	SnapshotSync bool `json:"snapshot_sync"`
+	// StateChunkLeaves is how many state leaves one snapshot chunk holds.
+	StateChunkLeaves int `json:"state_chunk_leaves"`
 	// ProgressInterval is how often a state sync logs its progress.
 	ProgressInterval Duration `json:"progress_interval"`
 	// SyncInfoInterval is how often the node gossips its SyncInfo.
@@ -119,6 +124,8 @@ func DefaultHomeConfig() HomeConfig {
 		MaxRoundTimeout:   Duration(d.Consensus.MaxRoundTimeout),
 		FastForwardRounds: d.Syncer.FastForwardRounds,
 		ChunkTxs:          d.Syncer.ChunkTxs,
+		SnapshotSync:      d.Syncer.SnapshotSync,
+		StateChunkLeaves:  d.Syncer.StateChunkLeaves,
 		ProgressInterval:  Duration(d.Syncer.ProgressInterval),
 		SyncInfoInterval:  Duration(d.SyncInfoInterval),
 		SyncTimeout:       Duration(d.SyncTimeout),
@@ -175,6 +182,8 @@ func (c *HomeConfig) Apply(cfg *node.Config) error {
 	cfg.Consensus.MaxRoundTimeout = time.Duration(c.MaxRoundTimeout)
 	cfg.Syncer.FastForwardRounds = c.FastForwardRounds
 	cfg.Syncer.ChunkTxs = c.ChunkTxs
+	cfg.Syncer.SnapshotSync = c.SnapshotSync
+	cfg.Syncer.StateChunkLeaves = c.StateChunkLeaves
 	cfg.Syncer.ProgressInterval = time.Duration(c.ProgressInterval)
 	cfg.SyncInfoInterval = time.Duration(c.SyncInfoInterval)
 	cfg.SyncTimeout = time.Duration(c.SyncTimeout)
