@@ -52,8 +52,14 @@ type chainFile struct {
 
 // chainDir returns the cache directory of the chain cfg describes.
 func chainDir(cfg *Config) string {
-	return filepath.Join(cacheDir(cfg), fmt.Sprintf("chain-l%d-n%d-t%d-s%d-v%d-seed%d",
-		layoutVersion, cfg.Blocks, cfg.TxsPerBlock, cfg.TxSize, cfg.Validators, cfg.Seed))
+	name := fmt.Sprintf("chain-l%d-n%d-t%d-s%d-v%d-seed%d",
+		layoutVersion, cfg.Blocks, cfg.TxsPerBlock, cfg.TxSize, cfg.Validators, cfg.Seed)
+	if cfg.StateKeys > 0 {
+		// Absent for fresh keys, so that the chains cached before keep
+		// their names.
+		name += fmt.Sprintf("-k%d", cfg.StateKeys)
+	}
+	return filepath.Join(cacheDir(cfg), name)
 }
 
 func cacheDir(cfg *Config) string {
@@ -108,7 +114,7 @@ func buildChain(ctx context.Context, cfg *Config, v *chaintest.Validators, dir s
 	defer xf.Close()
 	bw, xw := bufio.NewWriterSize(bf, 1<<20), bufio.NewWriterSize(xf, 1<<16)
 
-	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: cfg.TxsPerBlock, TxSize: cfg.TxSize, Seed: cfg.Seed})
+	b := chaintest.NewBuilder(v, chaintest.BuilderConfig{TxsPerBlock: cfg.TxsPerBlock, TxSize: cfg.TxSize, Seed: cfg.Seed, Keys: cfg.StateKeys})
 	parent := b.Genesis()
 	var infos []chain.BlockInfo
 	var off int64

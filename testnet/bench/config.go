@@ -19,12 +19,16 @@ const (
 	// ModeStateSync fast-forwards: the committed 3-chain is fetched, then
 	// the ledger's transactions in verified chunks.
 	ModeStateSync Mode = "statesync"
+	// ModeSnapshot fast-forwards a fresh node by snapshot sync: the
+	// committed 3-chain is fetched, then the state at the committed version
+	// in verified chunks of leaves, whatever the length of the history.
+	ModeSnapshot Mode = "snapshot"
 )
 
 // Config says what a run builds and measures. The zero value is not valid;
 // start from [DefaultConfig].
 type Config struct {
-	// Mode is ModeBlocks or ModeStateSync.
+	// Mode is ModeBlocks, ModeStateSync or ModeSnapshot.
 	Mode Mode
 	// Blocks is the length N of the chain the servers hold (genesis
 	// excluded), at least 4.
@@ -32,6 +36,10 @@ type Config struct {
 	// TxsPerBlock and TxSize say what each block carries.
 	TxsPerBlock int
 	TxSize      int
+	// StateKeys, if positive, bounds the chain's state: transaction i
+	// writes key i mod StateKeys, so that the history overwrites a state of
+	// StateKeys keys. 0 gives every transaction a fresh key.
+	StateKeys int
 	// Validators is the size of the validator set that signs the chain.
 	Validators int
 	// Peers is the number of serving hosts. The first min(Peers,
@@ -47,7 +55,8 @@ type Config struct {
 	Link Link
 	// SeedBlocks caps the blocks the seed baseline catches up in block
 	// mode: it measures a prefix of min(Blocks, SeedBlocks) blocks. 0 skips
-	// the seed baseline.
+	// the seed baseline, which snapshot mode never runs (the seed has no
+	// snapshot sync).
 	SeedBlocks int
 	// SkipCeiling skips the ceiling measurement.
 	SkipCeiling bool
@@ -83,6 +92,15 @@ func DefaultConfig() Config {
 	}
 }
 
+// Bounds of the state a chain writes.
+const (
+	// maxStateKeys caps Config.StateKeys.
+	maxStateKeys = 100_000_000
+	// minKVTxSize is the smallest transaction chaintest makes a key/value
+	// write of (an 8-byte key).
+	minKVTxSize = 11
+)
+
 // ErrConfig is the reason of every error of [Config.Validate].
 var ErrConfig = errors.New("bench: invalid config")
 
@@ -94,11 +112,16 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
 		}
 	}
-	check(c.Mode == ModeBlocks || c.Mode == ModeStateSync, "mode %q, want %q or %q", c.Mode, ModeBlocks, ModeStateSync)
+	check(c.Mode == ModeBlocks || c.Mode == ModeStateSync || c.Mode == ModeSnapshot,
+		"mode %q, want %q, %q or %q", c.Mode, ModeBlocks, ModeStateSync, ModeSnapshot)
 	check(c.Blocks >= 4 && c.Blocks <= 10_000_000, "blocks %d, want 4 to 10,000,000", c.Blocks)
 	check(c.TxsPerBlock >= 0 && c.TxsPerBlock <= chain.MaxBlockTxs, "txs per block %d, want 0 to %d", c.TxsPerBlock, chain.MaxBlockTxs)
 	check(c.TxSize >= 1 && c.TxSize <= chain.MaxTxSize, "tx size %d, want 1 to %d", c.TxSize, chain.MaxTxSize)
 	check(c.TxsPerBlock*c.TxSize <= chain.MaxBlockPayload, "block payload %d bytes, limit %d", c.TxsPerBlock*c.TxSize, chain.MaxBlockPayload)
+	check(c.StateKeys >= 0 && c.StateKeys <= maxStateKeys, "state keys %d, want 0 to %d", c.StateKeys, maxStateKeys)
+	check(c.StateKeys == 0 || c.TxSize >= minKVTxSize, "state keys need key/value transactions of at least %d bytes, tx size %d", minKVTxSize, c.TxSize)
+	check(c.Mode != ModeSnapshot || (c.TxSize >= minKVTxSize && c.TxsPerBlock >= 1),
+		"snapshot mode needs a state: key/value transactions (tx size at least %d, at least one per block), got %d × %d B", minKVTxSize, c.TxsPerBlock, c.TxSize)
 	check(c.Validators >= 1 && c.Validators <= 64, "validators %d, want 1 to 64", c.Validators)
 	check(c.Peers >= 1 && c.Peers <= 64, "peers %d, want 1 to 64", c.Peers)
 	check(c.Latency >= 0 && c.Latency <= 10*time.Second, "latency %v, want 0 to 10s", c.Latency)
