@@ -11,7 +11,7 @@ import (
 	"github.com/p2pnode/p2pnode/testnet/bench"
 )
 
-const benchUsage = `bench sync [--blocks N] [--txs-per-block T] [--tx-size B] [--validators V] [--latency D] [--link RTT/BW] [--peers P] [--mode blocks|statesync] [--cpuprofile F]
+const benchUsage = `bench sync [--blocks N] [--txs-per-block T] [--tx-size B] [--validators V] [--latency D] [--link RTT/BW] [--peers P] [--mode blocks|statesync|snapshot] [--state-keys K] [--cpuprofile F]
 
 Measures catch-up in one process. P serving nodes (real libp2p hosts on
 loopback, each response delayed by --latency) hold a pre-built valid chain of
@@ -20,7 +20,13 @@ block and chunk protocols. The same run measures the ceiling (verify, execute
 and store the same blocks with no network) and the seed baseline (one block
 per request, one request at a time, author first, over the same network).
 --mode statesync measures a fast-forward state sync of the N x T
-transactions instead. --link RTT/BW (e.g. 150ms/100Mbit) puts every host on
+transactions instead. --mode snapshot measures a fast-forward that restores
+the state at the committed version (its leaves in verified chunks) instead
+of replaying the history; the result then reports state_values,
+snapshot_values_per_s, history_txs and ceiling_values_per_s, and runs no
+seed baseline. --state-keys K makes transaction i write key i mod K, so that
+a long history overwrites a state of K keys (0: a fresh key per
+transaction). --link RTT/BW (e.g. 150ms/100Mbit) puts every host on
 a simulated packet network instead of loopback: QUIC over links of that
 bandwidth up and down, each packet taking RTT/2 one way; the result then
 reports goodput_bytes_per_s and goodput_fraction_of_link.
@@ -42,10 +48,11 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := bench.DefaultConfig()
 	fs := newFlagSet("bench sync", benchUsage, stderr)
-	mode := fs.String("mode", string(cfg.Mode), "what to measure: blocks or statesync")
+	mode := fs.String("mode", string(cfg.Mode), "what to measure: blocks, statesync or snapshot")
 	fs.IntVar(&cfg.Blocks, "blocks", cfg.Blocks, "length N of the chain the servers hold")
 	fs.IntVar(&cfg.TxsPerBlock, "txs-per-block", cfg.TxsPerBlock, "transactions per block")
 	fs.IntVar(&cfg.TxSize, "tx-size", cfg.TxSize, "size of each transaction in bytes")
+	fs.IntVar(&cfg.StateKeys, "state-keys", cfg.StateKeys, "keys the transactions write, transaction i key i mod K (0: a fresh key each)")
 	fs.IntVar(&cfg.Validators, "validators", cfg.Validators, "size of the validator set that signs the chain")
 	fs.IntVar(&cfg.Peers, "peers", cfg.Peers, "number of serving hosts")
 	fs.DurationVar(&cfg.Latency, "latency", cfg.Latency, "delay a server adds before each response")

@@ -36,6 +36,7 @@ var wantFields = []string{
 	"speedup_vs_seed", "fraction_of_ceiling", "peak_rss_mb", "cpu_s", "seed_blocks_measured",
 	"statesync_tx_per_s", "link", "goodput_bytes_per_s", "goodput_fraction_of_link",
 	"penalised_peers", "slow_timeouts",
+	"state_keys", "state_values", "snapshot_values_per_s", "ceiling_values_per_s", "history_txs",
 }
 
 func checkJSON(t *testing.T, res *Result) map[string]any {
@@ -117,6 +118,57 @@ func TestRunStateSync(t *testing.T) {
 	}
 }
 
+func TestRunSnapshot(t *testing.T) {
+	for _, tt := range []struct {
+		name                      string
+		blocks, txs, size, keys   int
+		wantValues, wantSnapshots int
+	}{
+		// One chunk: 380 transactions over 50 keys.
+		{"small", 40, 10, 100, 50, 50, 1},
+		// Three chunks of the syncer's 4,096 leaves: 9,500 transactions
+		// over 9,000 keys.
+		{"chunks", 40, 250, 60, 9000, 9000, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tinyConfig(t, ModeSnapshot)
+			cfg.Blocks, cfg.TxsPerBlock, cfg.TxSize, cfg.StateKeys = tt.blocks, tt.txs, tt.size, tt.keys
+			res, err := Run(context.Background(), cfg, io.Discard)
+			if err != nil {
+				t.Fatal(err) // Run fails with ErrMismatch if the restored state differs
+			}
+			checkJSON(t, res)
+			history := uint64(cfg.Blocks-2) * uint64(cfg.TxsPerBlock)
+			if res.StateValues != uint64(tt.wantValues) || res.HistoryTxs != history || res.SyncedTxs != 0 {
+				t.Errorf("restored %d values of a history of %d txs, replayed %d; want %d of %d, 0",
+					res.StateValues, res.HistoryTxs, res.SyncedTxs, tt.wantValues, history)
+			}
+			if res.ChunkMisses != 0 || res.PenalisedPeers != 0 {
+				t.Errorf("%d state requests missed the snapshot file, %d peers penalised", res.ChunkMisses, res.PenalisedPeers)
+			}
+			if res.SeedBlocksMeasured != 0 {
+				t.Errorf("seed measured %d blocks in snapshot mode", res.SeedBlocksMeasured)
+			}
+			for name, v := range map[string]float64{
+				"snapshot_values_per_s": res.SnapshotValuesPerS, "ceiling_values_per_s": res.CeilingValuesPerS,
+				"fraction_of_ceiling": res.FractionOfCeiling, "sync_s": res.SyncSeconds, "state_mb": res.StateMB,
+			} {
+				if v <= 0 {
+					t.Errorf("%s = %v, want > 0", name, v)
+				}
+			}
+			s, err := loadSnapshot(snapshotDir(&cfg, syncer.DefaultConfig().StateChunkLeaves), syncer.DefaultConfig().StateChunkLeaves)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if len(s.chunks) != tt.wantSnapshots {
+				t.Errorf("snapshot of %d chunks, want %d", len(s.chunks), tt.wantSnapshots)
+			}
+		})
+	}
+}
+
 func TestRunCancelled(t *testing.T) {
 	cfg := tinyConfig(t, ModeBlocks)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -134,6 +186,11 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"default", func(*Config) {}, nil},
 		{"statesync", func(c *Config) { c.Mode = ModeStateSync }, nil},
+		{"snapshot", func(c *Config) { c.Mode, c.StateKeys = ModeSnapshot, 1000 }, nil},
+		{"snapshot of fresh keys", func(c *Config) { c.Mode = ModeSnapshot }, nil},
+		{"negative state keys", func(c *Config) { c.StateKeys = -1 }, ErrConfig},
+		{"state keys without key/value txs", func(c *Config) { c.StateKeys, c.TxSize = 10, 10 }, ErrConfig},
+		{"snapshot of no state", func(c *Config) { c.Mode, c.TxsPerBlock = ModeSnapshot, 0 }, ErrConfig},
 		{"no seed", func(c *Config) { c.SeedBlocks = 0 }, nil},
 		{"bad mode", func(c *Config) { c.Mode = "fast" }, ErrConfig},
 		{"too few blocks", func(c *Config) { c.Blocks = 3 }, ErrConfig},

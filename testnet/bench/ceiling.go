@@ -13,6 +13,7 @@ import (
 	"github.com/p2pnode/p2pnode/chain"
 	"github.com/p2pnode/p2pnode/chain/blockstore"
 	"github.com/p2pnode/p2pnode/chain/ledger"
+	"github.com/p2pnode/p2pnode/protocol"
 )
 
 // ceilingBatch is how many blocks the ceiling verifies and inserts at a
@@ -201,4 +202,68 @@ func ceilingStateSync(ctx context.Context, c *chainFile, chunks *chunkFile, work
 		return 0, ledgerState{}, fmt.Errorf("bench: ceiling: %w", err)
 	}
 	return took, stateOf(o.Ledger), nil
+}
+
+// ceilingSnapshot restores the snapshot on a fresh store with no network,
+// as a syncing node does: each chunk decoded on one goroutine (the
+// client's stream), verified and stored with the restore's position on
+// another (ledger.SnapshotRestore.Add), then the restore finished. It
+// returns how long that took, what the ledger then holds, and the leaves
+// restored.
+func ceilingSnapshot(ctx context.Context, c *chainFile, snap *snapshotFile, workDir string) (time.Duration, ledgerState, uint64, error) {
+	o, cleanup, err := openStore(c, workDir, "ceiling")
+	if err != nil {
+		return 0, ledgerState{}, 0, err
+	}
+	defer cleanup()
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	target := &c.meta.LastQC.SignedLedgerInfo
+	began := time.Now()
+	decoded := make(chan *protocol.StateResponse, 1)
+	var wg sync.WaitGroup
+	var readErr error
+	wg.Go(func() {
+		defer close(decoded)
+		for i := range snap.chunks {
+			resp, err := snap.decode(i)
+			if err != nil {
+				readErr = err
+				return
+			}
+			select {
+			case decoded <- resp:
+			case <-cctx.Done():
+				return
+			}
+		}
+	})
+	var r *ledger.SnapshotRestore
+	for resp := range decoded {
+		if r == nil {
+			if r, err = o.Ledger.RestoreSnapshot(target, resp.Frontier); err != nil {
+				break
+			}
+		}
+		if err = r.Add(resp.Chunk); err != nil {
+			break
+		}
+	}
+	cancel()
+	wg.Wait()
+	if err == nil {
+		err = errors.Join(readErr, ctx.Err())
+	}
+	if err == nil && r == nil {
+		err = errors.New("no chunk")
+	}
+	if err == nil {
+		err = r.Finish()
+	}
+	took := time.Since(began)
+	if err != nil {
+		return 0, ledgerState{}, 0, fmt.Errorf("bench: ceiling: %w", err)
+	}
+	return took, stateOf(o.Ledger), r.Leaves(), nil
 }

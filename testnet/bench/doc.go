@@ -39,6 +39,18 @@
 // transactions and the node fast-forwards to it; the ceiling verifies and
 // applies the same chunks with no network.
 //
+// In snapshot mode the node fast-forwards by snapshot sync: after the
+// committed 3-chain it restores the state at the committed version, in
+// chunks of leaves with range proofs against the signed state root,
+// instead of replaying the history (Config.StateKeys makes a history much
+// longer than its state). The servers answer from a snapshot file built
+// once beside the chain: the state replayed from the chain's
+// transactions, its leaves sorted by key hash, the chunks the syncer asks
+// for with their proofs and, with the first, the accumulator frontier;
+// the root is checked against the chain's committed state root, every
+// chunk as a restoring client checks it. The ceiling restores the same
+// chunks into a fresh store with no network; there is no seed baseline.
+//
 // Memory and CPU: before each measured phase the heap is returned to the
 // operating system and, on Linux, the process's peak resident set is reset
 // (/proc/self/clear_refs); getrusage then gives the phase's peak. The

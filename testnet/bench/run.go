@@ -20,15 +20,18 @@ var ErrMismatch = errors.New("bench: synced state differs from the servers'")
 
 // Result is the outcome of a run. It marshals to the JSON line `p2pnode
 // bench sync` prints. Rates are per second of wall time; MB are 10^6
-// bytes of encoded blocks (block mode) or of transactions (state sync).
+// bytes of encoded blocks (block mode), of transactions (state sync) or
+// of the state's keys and values (snapshot).
 type Result struct {
-	Mode        Mode    `json:"mode"`
-	Blocks      int     `json:"blocks"`
-	TxsPerBlock int     `json:"txs_per_block"`
-	TxSize      int     `json:"tx_size"`
-	Validators  int     `json:"validators"`
-	LatencyMS   float64 `json:"latency_ms"`
-	Peers       int     `json:"peers"`
+	Mode        Mode `json:"mode"`
+	Blocks      int  `json:"blocks"`
+	TxsPerBlock int  `json:"txs_per_block"`
+	TxSize      int  `json:"tx_size"`
+	// StateKeys echoes Config.StateKeys (0: a fresh key per transaction).
+	StateKeys  int     `json:"state_keys"`
+	Validators int     `json:"validators"`
+	LatencyMS  float64 `json:"latency_ms"`
+	Peers      int     `json:"peers"`
 	// Link is the link model ("loopback" when none); LinkRTTMS and
 	// LinkMbitPerS its round-trip time and bandwidth (10^6 bit/s).
 	Link         string  `json:"link"`
@@ -59,10 +62,23 @@ type Result struct {
 	// fast-forwarded per second of the whole sync (3-chain fetch
 	// included); 0 in block mode.
 	StateSyncTxPerS float64 `json:"statesync_tx_per_s"`
-	SyncMBPerS      float64 `json:"sync_mb_per_s"`
+	// StateValues is, in snapshot mode, the leaves of the state the sync
+	// restored (the snapshot's, checked by the restored state root);
+	// SnapshotValuesPerS is those per second of the whole sync (3-chain
+	// fetch included) and CeilingValuesPerS per second of the ceiling's
+	// restore with no network. HistoryTxs is the transactions of the
+	// history the snapshot stands for: the version the sync reaches. StateMB
+	// is the keys and values of the state.
+	StateValues        uint64  `json:"state_values"`
+	SnapshotValuesPerS float64 `json:"snapshot_values_per_s"`
+	CeilingValuesPerS  float64 `json:"ceiling_values_per_s"`
+	HistoryTxs         uint64  `json:"history_txs"`
+	StateMB            float64 `json:"state_mb"`
+	SyncMBPerS         float64 `json:"sync_mb_per_s"`
 	// SpeedupVsSeed is the sync's rate over the seed's; FractionOfCeiling
 	// the sync's rate over the ceiling's (blocks/s in block mode, tx/s in
-	// state-sync mode). 0 when the phase it needs did not run.
+	// state-sync mode, values/s in snapshot mode). 0 when the phase it
+	// needs did not run.
 	SpeedupVsSeed     float64 `json:"speedup_vs_seed"`
 	FractionOfCeiling float64 `json:"fraction_of_ceiling"`
 	// PeakRSSMB is the peak resident set (MiB) of the sync phase — the
@@ -94,11 +110,13 @@ type Result struct {
 	SyncFetchedSeconds float64 `json:"sync_fetched_s"`
 	SeedSeconds        float64 `json:"seed_s"`
 	CeilingSeconds     float64 `json:"ceiling_s"`
-	// SyncedTxs is how many transactions the sync brought into the ledger.
+	// SyncedTxs is how many transactions the sync brought into the ledger
+	// (0 in snapshot mode, which replays none).
 	SyncedTxs uint64  `json:"synced_txs"`
 	ChainMB   float64 `json:"chain_mb"`
-	// ChunkMisses counts chunk requests the servers could not answer from
-	// their chunk file (a client that asked off the planned ranges).
+	// ChunkMisses counts chunk (or state) requests the servers could not
+	// answer from their chunk (or snapshot) file: a client that asked off
+	// the planned ranges.
 	ChunkMisses int64 `json:"chunk_misses"`
 	GOMAXPROCS  int   `json:"gomaxprocs"`
 }
@@ -120,7 +138,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		cfg.WorkDir = os.TempDir()
 	}
 	res := &Result{
-		Mode: cfg.Mode, Blocks: cfg.Blocks, TxsPerBlock: cfg.TxsPerBlock, TxSize: cfg.TxSize,
+		Mode: cfg.Mode, Blocks: cfg.Blocks, TxsPerBlock: cfg.TxsPerBlock, TxSize: cfg.TxSize, StateKeys: cfg.StateKeys,
 		Validators: cfg.Validators, LatencyMS: float64(cfg.Latency) / float64(time.Millisecond), Peers: cfg.Peers,
 		GOMAXPROCS: runtime.GOMAXPROCS(0),
 		Link:       cfg.Link.String(), LinkRTTMS: float64(cfg.Link.RTT) / float64(time.Millisecond),
@@ -148,24 +166,38 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		}
 		defer chunks.Close()
 	}
-	if err := runPhases(ctx, &cfg, c, chunks, res, progress); err != nil {
+	var snap *snapshotFile
+	if cfg.Mode == ModeSnapshot {
+		if snap, err = openSnapshot(ctx, &cfg, c, syncer.DefaultConfig().StateChunkLeaves, progress); err != nil {
+			return nil, err
+		}
+		defer snap.Close()
+		res.StateMB = round(float64(snap.kvBytes)/1e6, 3)
+	}
+	if err := runPhases(ctx, &cfg, c, chunks, snap, res, progress); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-func runPhases(ctx context.Context, cfg *Config, c *chainFile, chunks *chunkFile, res *Result, progress io.Writer) error {
+func runPhases(ctx context.Context, cfg *Config, c *chainFile, chunks *chunkFile, snap *snapshotFile, res *Result, progress io.Writer) error {
 	// Ceiling.
 	var ceiling ledgerState
 	if !cfg.SkipCeiling {
 		resetPeakRSS()
-		fmt.Fprintf(progress, "ceiling: verify, execute and store %d blocks with no network\n", c.Len())
 		var took time.Duration
 		var err error
+		var values uint64
 		ccpu0 := cpuTime()
-		if chunks != nil {
+		switch {
+		case snap != nil:
+			fmt.Fprintf(progress, "ceiling: verify and store the %d leaves of the snapshot with no network\n", snap.leaves)
+			took, ceiling, values, err = ceilingSnapshot(ctx, c, snap, cfg.WorkDir)
+		case chunks != nil:
+			fmt.Fprintf(progress, "ceiling: verify and apply the chunks of %d transactions with no network\n", chunks.target)
 			took, ceiling, err = ceilingStateSync(ctx, c, chunks, cfg.WorkDir)
-		} else {
+		default:
+			fmt.Fprintf(progress, "ceiling: verify, execute and store %d blocks with no network\n", c.Len())
 			took, ceiling, err = ceilingBlocks(ctx, c, cfg.WorkDir)
 		}
 		if err != nil {
@@ -174,25 +206,34 @@ func runPhases(ctx context.Context, cfg *Config, c *chainFile, chunks *chunkFile
 		res.CeilingCPUS = round(seconds(cpuTime()-ccpu0), 2)
 		res.CeilingSeconds = seconds(took)
 		res.CeilingPeakRSSMB = round(peakRSSMB(), 1)
-		if chunks != nil {
+		switch {
+		case snap != nil:
+			if values != snap.leaves {
+				return fmt.Errorf("%w: ceiling restored %d leaves, the snapshot has %d", ErrMismatch, values, snap.leaves)
+			}
+			res.CeilingValuesPerS = rate(values, took)
+			fmt.Fprintf(progress, "ceiling: %v, %.0f values/s\n", took.Round(time.Millisecond), res.CeilingValuesPerS)
+		case chunks != nil:
 			res.CeilingTxPerS = rate(ceiling.Version, took)
 			res.CeilingBlocksPerS = rate(ceiling.Committed.Round, took)
-		} else {
+		default:
 			res.CeilingBlocksPerS = rate(c.Len(), took)
 			res.CeilingTxPerS = rate(ceiling.Version, took)
 		}
-		fmt.Fprintf(progress, "ceiling: %v, %.0f blocks/s, %.0f tx/s\n", took.Round(time.Millisecond), res.CeilingBlocksPerS, res.CeilingTxPerS)
+		if snap == nil {
+			fmt.Fprintf(progress, "ceiling: %v, %.0f blocks/s, %.0f tx/s\n", took.Round(time.Millisecond), res.CeilingBlocksPerS, res.CeilingTxPerS)
+		}
 	}
 
-	srv, err := startServers(cfg, c, chunks)
+	srv, err := startServers(cfg, c, chunks, snap)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
 	fmt.Fprintf(progress, "servers: %d hosts on %v, %v added per response\n", len(srv.hosts), cfg.Link, cfg.Latency)
 
-	// Seed baseline.
-	if cfg.SeedBlocks > 0 {
+	// Seed baseline: the seed has no snapshot sync to compare with.
+	if cfg.SeedBlocks > 0 && cfg.Mode != ModeSnapshot {
 		scfg, si, n, err := seedSetup(cfg, c)
 		if err != nil {
 			return err
@@ -222,6 +263,10 @@ func runPhases(ctx context.Context, cfg *Config, c *chainFile, chunks *chunkFile
 		// do not serve.
 		scfg.FastForwardRounds = 0
 		scfg.SnapshotSync = false
+	} else if cfg.Mode == ModeSnapshot {
+		// A fresh ledger on chain/store restores the snapshot.
+		scfg.FastForwardRounds = 0
+		scfg.SnapshotSync = true
 	} else {
 		scfg.FastForwardRounds = uint64(c.Len()) + 1
 	}
@@ -250,6 +295,15 @@ func runPhases(ctx context.Context, cfg *Config, c *chainFile, chunks *chunkFile
 	if err := r.check(si); err != nil {
 		return fmt.Errorf("sync: %w", err)
 	}
+	if cfg.Mode == ModeSnapshot {
+		if err := r.checkStateTree(si); err != nil {
+			return fmt.Errorf("sync: %w", err)
+		}
+		if r.stats.Snapshots != 1 || r.stats.TxsSynced != 0 {
+			return fmt.Errorf("%w: the sync restored %d snapshots and replayed %d transactions, want 1 and 0",
+				ErrMismatch, r.stats.Snapshots, r.stats.TxsSynced)
+		}
+	}
 	if !cfg.SkipCeiling && r.state != ceiling {
 		return fmt.Errorf("%w: synced ledger at version %d, ceiling's at %d", ErrMismatch, r.state.Version, ceiling.Version)
 	}
@@ -261,13 +315,25 @@ func runPhases(ctx context.Context, cfg *Config, c *chainFile, chunks *chunkFile
 	res.SyncedTxs = r.state.Version
 	res.SyncBlocksPerS = rate(c.Len(), r.took)
 	res.SyncTxPerS = rate(r.state.Version, r.took)
-	if cfg.Mode == ModeStateSync {
+	switch cfg.Mode {
+	case ModeSnapshot:
+		res.SyncedTxs = r.stats.TxsSynced
+		res.StateValues = snap.leaves
+		res.HistoryTxs = r.state.Version
+		res.SyncBlocksPerS, res.SyncTxPerS = 0, 0
+		res.SnapshotValuesPerS = rate(res.StateValues, r.took)
+		res.SyncMBPerS = round(float64(snap.kvBytes)/1e6/r.took.Seconds(), 2)
+		res.FractionOfCeiling = ratio(res.SnapshotValuesPerS, res.CeilingValuesPerS)
+		fmt.Fprintf(progress, "sync: %v, %d values of a history of %d txs, %.0f values/s, %.1f MB/s, peak RSS %.1f MiB, CPU %.1f s\n",
+			r.took.Round(time.Millisecond), res.StateValues, res.HistoryTxs, res.SnapshotValuesPerS, res.SyncMBPerS, res.PeakRSSMB, res.CPUS)
+		return nil
+	case ModeStateSync:
 		res.SyncBlocksPerS = rate(r.state.Committed.Round, r.took)
 		res.StateSyncTxPerS = res.SyncTxPerS
 		res.SyncMBPerS = round(float64(r.state.Version)*float64(cfg.TxSize)/1e6/r.took.Seconds(), 2)
 		res.SpeedupVsSeed = ratio(res.SyncTxPerS, res.SeedTxPerS)
 		res.FractionOfCeiling = ratio(res.SyncTxPerS, res.CeilingTxPerS)
-	} else {
+	default:
 		res.SyncMBPerS = round(float64(c.Bytes(1, c.Len()))/1e6/r.took.Seconds(), 2)
 		res.GoodputBytesPerS = round(float64(c.Bytes(1, c.Len()))/r.took.Seconds(), 0)
 		if !cfg.Link.IsZero() {

@@ -47,16 +47,19 @@ func newHost(key crypto.PrivKey) (host.Host, error) {
 }
 
 // servers are the serving hosts of a run. Each answers the block and
-// committed-range protocols from the chain file and, in state-sync mode, the chunk protocol from the
-// chunk file, waiting the configured latency before every response.
+// committed-range protocols from the chain file, in state-sync mode the
+// chunk protocol from the chunk file and in snapshot mode the state
+// protocol from the snapshot file, waiting the configured latency before
+// every response.
 type servers struct {
 	hosts   []host.Host
 	chain   *chainFile
-	chunks  *chunkFile // nil in block mode
+	chunks  *chunkFile    // nil but in state-sync mode
+	snap    *snapshotFile // nil but in snapshot mode
 	latency time.Duration
 	link    *linkNet      // nil: loopback TCP
 	done    chan struct{} // closed by Close: cuts the latency waits short
-	misses  atomic.Int64  // chunk requests the chunk file could not answer
+	misses  atomic.Int64  // chunk or state requests the chunk or snapshot file could not answer
 
 	mu     sync.Mutex
 	closed bool
@@ -66,8 +69,8 @@ type servers struct {
 // startServers starts n serving hosts on loopback, or on the link model
 // if cfg has one; the first ones take the
 // validators' keys, so that they are the signers a retrieval asks.
-func startServers(cfg *Config, c *chainFile, chunks *chunkFile) (*servers, error) {
-	s := &servers{chain: c, chunks: chunks, latency: cfg.Latency, done: make(chan struct{})}
+func startServers(cfg *Config, c *chainFile, chunks *chunkFile, snap *snapshotFile) (*servers, error) {
+	s := &servers{chain: c, chunks: chunks, snap: snap, latency: cfg.Latency, done: make(chan struct{})}
 	if !cfg.Link.IsZero() {
 		s.link = newLinkNet(cfg.Link)
 	}
@@ -85,6 +88,9 @@ func startServers(cfg *Config, c *chainFile, chunks *chunkFile) (*servers, error
 		}
 		if chunks != nil {
 			h.SetStreamHandler(protocol.ChunksID(chainID), s.handleChunks)
+		}
+		if snap != nil {
+			h.SetStreamHandler(protocol.StateID(chainID), s.handleState)
 		}
 		s.hosts = append(s.hosts, h)
 	}
@@ -191,6 +197,27 @@ func (s *servers) handleChunks(st network.Stream) {
 		return
 	}
 	frame, ok, err := s.chunks.response(&req)
+	if err != nil {
+		_ = st.Reset()
+		return
+	}
+	if !ok {
+		s.misses.Add(1)
+	}
+	s.respond(st, frame)
+}
+
+func (s *servers) handleState(st network.Stream) {
+	if !s.enter() {
+		_ = st.Reset()
+		return
+	}
+	defer s.wg.Done()
+	var req protocol.StateRequest
+	if !readRequest(st, protocol.MaxStateRequestSize, &req) {
+		return
+	}
+	frame, ok, err := s.snap.response(&req)
 	if err != nil {
 		_ = st.Reset()
 		return

@@ -34,7 +34,11 @@ type syncRun struct {
 	// ended, anonymous and file-backed (the stores' mapped pages).
 	anonMB, fileMB float64
 	state          ledgerState
-	highQC         chain.BlockInfo // the block the node's highest QC certifies
+	// treeVersion and stateRoot are the version and root of the node's
+	// durable state tree after the settle.
+	treeVersion uint64
+	stateRoot   chain.Hash
+	highQC      chain.BlockInfo // the block the node's highest QC certifies
 	// penalised counts the serving peers (all honest) that the sync scored
 	// with a timeout or an invalid answer; slow sums the timeouts it
 	// counted as slowness instead (no penalty).
@@ -108,6 +112,12 @@ func syncOnce(ctx context.Context, c *chainFile, srv *servers, scfg syncer.Confi
 		}
 		settle = time.Since(settled)
 	}
+	var stateRoot chain.Hash
+	if err == nil {
+		if stateRoot, err = o.Ledger.StateRoot(); err != nil {
+			err = fmt.Errorf("state root: %w", err)
+		}
+	}
 	anon, file := residentMB()
 	close(done)
 	wg.Wait()
@@ -115,7 +125,8 @@ func syncOnce(ctx context.Context, c *chainFile, srv *servers, scfg syncer.Confi
 		return nil, fmt.Errorf("bench: %s: %w", label, err)
 	}
 	high := o.Blocks.HighestQC()
-	r := &syncRun{took: took, settle: settle, fetched: fetched, stats: mgr.Stats(), anonMB: anon, fileMB: file, state: stateOf(o.Ledger), highQC: high.CertifiedBlock()}
+	r := &syncRun{took: took, settle: settle, fetched: fetched, stats: mgr.Stats(), anonMB: anon, fileMB: file, state: stateOf(o.Ledger),
+		treeVersion: o.Ledger.TreeVersion(), stateRoot: stateRoot, highQC: high.CertifiedBlock()}
 	for _, sh := range srv.hosts {
 		p := sh.ID()
 		if mgr.Scores().Count(p, syncer.OutcomeTimeout)+mgr.Scores().Count(p, syncer.OutcomeInvalid) > 0 {
@@ -140,6 +151,17 @@ func (r *syncRun) check(si *chain.SyncInfo) error {
 	if r.state.Version != want.Version || r.state.Root != want.ExecutedStateID {
 		return fmt.Errorf("%w: ledger version %d root %s, want version %d root %s",
 			ErrMismatch, r.state.Version, r.state.Root.Short(), want.Version, want.ExecutedStateID.Short())
+	}
+	return nil
+}
+
+// checkStateTree fails unless the node's state tree is that of the
+// version si's commit cert commits, with its state root.
+func (r *syncRun) checkStateTree(si *chain.SyncInfo) error {
+	want := si.HighestCommitCert.CommitInfo()
+	if r.treeVersion != want.Version || r.stateRoot != want.StateRoot {
+		return fmt.Errorf("%w: state tree at version %d root %s, want version %d root %s",
+			ErrMismatch, r.treeVersion, r.stateRoot.Short(), want.Version, want.StateRoot.Short())
 	}
 	return nil
 }
