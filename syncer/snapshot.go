@@ -253,7 +253,14 @@ func (s *snapshotSync) retry(ctx context.Context, f *stateFetch) {
 func (s *snapshotSync) attempt(ctx context.Context, f *stateFetch) {
 	f.done = make(chan stateResult, 1) // a cancelled attempt's answer is not read
 	if p, ok := s.pick(f.tried); ok {
-		go s.request(ctx, p, f.req, f.done)
+		expected := 0 // read here: perLeaf changes on the run's goroutine
+		if s.cfg.AdaptiveFlow {
+			expected = protocol.MaxStateResponseSize
+			if s.perLeaf > 0 {
+				expected = min(int(s.perLeaf*float64(f.req.MaxLeaves))+4096, expected)
+			}
+		}
+		go s.request(ctx, p, f.req, expected, f.done)
 		return
 	}
 	f.rounds++
@@ -342,15 +349,8 @@ func (s *snapshotSync) anyUnbanned() bool {
 }
 
 // request asks p for req and sends the answer to out.
-func (s *snapshotSync) request(ctx context.Context, p peer.ID, req protocol.StateRequest, out chan<- stateResult) {
-	expected, sharing := 0, 0
-	if s.cfg.AdaptiveFlow {
-		expected = protocol.MaxStateResponseSize
-		if s.perLeaf > 0 {
-			expected = min(int(s.perLeaf*float64(req.MaxLeaves))+4096, expected)
-		}
-		sharing = 2 * expected
-	}
+func (s *snapshotSync) request(ctx context.Context, p peer.ID, req protocol.StateRequest, expected int, out chan<- stateResult) {
+	sharing := 2 * expected
 	fr := s.flows.start(p, expected, sharing, s.cfg.ChunkTimeout, time.Now())
 	rctx, rcancel := context.WithTimeout(ctx, fr.timeout)
 	defer rcancel()
