@@ -498,7 +498,9 @@ func writeSnapshot(ctx context.Context, c *chainFile, chunkLeaves int, dir strin
 	if got, _ := check.Finish(); got != info.StateRoot {
 		return fmt.Errorf("bench: the snapshot restores root %s, want %s", got.Short(), info.StateRoot.Short())
 	}
-	if err := w.Flush(); err != nil {
+	// Synced before the run measures anything: its fsyncs would wait for
+	// the write-back of these pages otherwise.
+	if err := errors.Join(w.Flush(), f.Sync()); err != nil {
 		return fmt.Errorf("bench: write snapshot: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, stateIndexFile), idx, 0o644); err != nil {
