@@ -150,7 +150,7 @@ func (s *Store) FinishSnapshot(p *ledger.SnapshotProgress, nodes []statetree.Nod
 	if err != nil {
 		return err
 	}
-	return s.update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		if err := checkEmptyLedger(tx); err != nil {
 			return err
 		}
@@ -176,6 +176,13 @@ func (s *Store) FinishSnapshot(p *ledger.SnapshotProgress, nodes []statetree.Nod
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	// The index's tail starts at the snapshot's version, as a reopen's
+	// would (loadIndex): the next commit's transactions are of v on.
+	s.idx.prunedTo(v)
+	return nil
 }
 
 // lookupNode returns the encoded node of k in tn (the tree_nodes bucket),
