@@ -109,23 +109,33 @@ func (s *Store) PutSnapshot(p *ledger.SnapshotProgress, first chain.Hash, nodes 
 		if err := checkEmptyLedger(tx); err != nil {
 			return err
 		}
-		old, err := readSnapshotProgress(tx)
-		if err != nil {
+		if err := discardOtherSnapshot(tx, p); err != nil {
 			return err
 		}
 		tn := tx.Bucket(bucketTreeNodes)
-		if old != nil {
-			if ov := old.LedgerInfo.LedgerInfo.CommitInfo.Version; ov != v && tn.Bucket(versionKey(ov)) != nil {
-				if err := tn.DeleteBucket(versionKey(ov)); err != nil {
-					return fmt.Errorf("store: discard the snapshot of version %d: %w", ov, err)
-				}
-			}
-		}
 		if err := putChunkRun(tn, v, first[:], nodes); err != nil {
 			return err
 		}
 		return putValue(tx, bucketLedger, keySnapshot, p)
 	})
+}
+
+// discardOtherSnapshot deletes the records of the restore in progress if
+// it is not p's: of another ledger info, even at p's version (an idle
+// chain commits empty blocks at one version), whose records would collide
+// with p's.
+func discardOtherSnapshot(tx *bolt.Tx, p *ledger.SnapshotProgress) error {
+	old, err := readSnapshotProgress(tx)
+	if err != nil || old == nil || old.LedgerInfo.LedgerInfo.CommitInfo == p.LedgerInfo.LedgerInfo.CommitInfo {
+		return err
+	}
+	tn := tx.Bucket(bucketTreeNodes)
+	if ov := old.LedgerInfo.LedgerInfo.CommitInfo.Version; tn.Bucket(versionKey(ov)) != nil {
+		if err := tn.DeleteBucket(versionKey(ov)); err != nil {
+			return fmt.Errorf("store: discard the snapshot of version %d: %w", ov, err)
+		}
+	}
+	return nil
 }
 
 // putChunkRun stores nodes as the record key of the snapshot of version.
@@ -152,6 +162,9 @@ func (s *Store) FinishSnapshot(p *ledger.SnapshotProgress, nodes []statetree.Nod
 	}
 	err = s.update(func(tx *bolt.Tx) error {
 		if err := checkEmptyLedger(tx); err != nil {
+			return err
+		}
+		if err := discardOtherSnapshot(tx, p); err != nil {
 			return err
 		}
 		tn := tx.Bucket(bucketTreeNodes)
