@@ -854,3 +854,63 @@ func TestSnapshotEmptyState(t *testing.T) {
 		t.Fatalf("Recover: %v", err)
 	}
 }
+
+// TestSnapshotWriteFailsThenRetries: a snapshot write that fails (the
+// process lives on) leaves the restore where it was: the same chunk is
+// added again, and the restore ends as an uninterrupted one.
+func TestSnapshotWriteFailsThenRetries(t *testing.T) {
+	s := newSnapSource(t, 47)
+	const n = 3
+	ref, refL := s.newClient(t, tempPath(t))
+	if err := s.restore(refL, n); err != nil {
+		t.Fatal(err)
+	}
+	writes := len(ref.puts) + 1
+	for k := range writes {
+		w, l := s.newClient(t, tempPath(t))
+		r, err := l.RestoreSnapshot(s.target, s.frontier)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.left = k
+		failed := false
+		for {
+			next, more := r.Next()
+			if !more {
+				break
+			}
+			c, err := s.server.StateChunk(s.version(), next, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Add(c); err != nil {
+				if !errors.Is(err, errCrash) || failed {
+					t.Fatalf("write %d: Add: %v", k, err)
+				}
+				failed = true
+				if got, _ := r.Next(); got != next {
+					t.Fatalf("write %d: a failed Add moved the restore to %s", k, got.Short())
+				}
+				w.left = -1
+				if err := r.Add(c); err != nil {
+					t.Fatalf("write %d: Add again: %v", k, err)
+				}
+			}
+		}
+		if err := r.Finish(); err != nil {
+			if !errors.Is(err, errCrash) || failed {
+				t.Fatalf("write %d: Finish: %v", k, err)
+			}
+			// Finish closes the restore: a new one resumes from the store.
+			w.left = -1
+			if r, err = l.RestoreSnapshot(s.target, nil); err != nil {
+				t.Fatalf("write %d: resume after a failed Finish: %v", k, err)
+			}
+			if err := r.Finish(); err != nil {
+				t.Fatalf("write %d: Finish again: %v", k, err)
+			}
+		}
+		sameStores(t, fmt.Sprintf("write %d failed", k), ref.Store, w.Store, s.keys(), ref.nodeKeys())
+		checkLedger(t, w.Store, s.sim(s.version()))
+	}
+}
