@@ -557,6 +557,12 @@ func TestSnapshotRestoreSwitchesTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	old.addChunks(t, r, 2, 3)
+	// The old restore's first leaf is stored, at some depth.
+	firstLeaf := statetree.KeyHash(old.chunk(t, chain.Hash{}, 1).Leaves[0].Key)
+	oldLeaf, ok := leafNodeKey(st, old.version(), firstLeaf)
+	if !ok {
+		t.Fatal("the old restore's first leaf is not stored")
+	}
 
 	r, err = l.RestoreSnapshot(c.target, c.frontier)
 	if err != nil {
@@ -572,11 +578,30 @@ func TestSnapshotRestoreSwitchesTarget(t *testing.T) {
 	if _, err := l.RestoreSnapshot(old.target, nil); !errors.Is(err, ledger.ErrNoSnapshot) {
 		t.Fatalf("resuming the discarded restore = %v, want ErrNoSnapshot", err)
 	}
+	if _, err := st.Node(oldLeaf); !errors.Is(err, statetree.ErrNodeNotFound) {
+		t.Fatalf("a node of the discarded restore is still stored: %v", err)
+	}
 	c.addChunks(t, r, 2, -1)
 	if err := r.Finish(); err != nil {
 		t.Fatal(err)
 	}
 	c.checkRestored(t, l)
+}
+
+// leafNodeKey returns the key of the leaf node of key hash kh in the tree
+// of version, found by trying every depth.
+func leafNodeKey(r statetree.NodeReader, version uint64, kh chain.Hash) (statetree.NodeKey, bool) {
+	for d := 0; d <= statetree.MaxDepth; d++ {
+		p := kh
+		for i := d; i < statetree.MaxDepth; i++ {
+			p[i/8] &^= 0x80 >> (i % 8)
+		}
+		k := statetree.NodeKey{Version: version, Depth: uint16(d), Path: p}
+		if n, err := r.Node(k); err == nil && n.Kind == statetree.KindLeaf && n.Leaf.KeyHash == kh {
+			return k, true
+		}
+	}
+	return statetree.NodeKey{}, false
 }
 
 // TestSnapshotRestoreResume: a restore stopped after k chunks resumes
