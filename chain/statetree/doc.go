@@ -151,13 +151,15 @@
 //     their commits store no tree, and the tree follows in large updates
 //     afterwards (ledger.Settle), its root checked at the committed
 //     version. State-sync chunks likewise.
-//   - Snapshot sync (to come): state chunks {version, after key hash, max}
-//     answered with leaves and a [RangeProof] from [Tree.Leaves] and
-//     [Tree.RangeProof], fed to a Restorer; its nodes are stored with each
-//     chunk, with the restorer's position, so a killed sync resumes.
+//   - Snapshot sync: state chunks {version, start key hash, max leaves}
+//     are answered with leaves and a [RangeProof] from [Tree.Leaves] and
+//     [Tree.RangeProof] (ledger.StateChunk) and fed to a Restorer
+//     (ledger.SnapshotRestore); its nodes are stored with each chunk, one
+//     record per chunk, with the restorer's position, so a killed sync
+//     resumes.
 //   - Pruning: a prune past version W deletes the nodes stale since W or
 //     before, rewriting the records that lose some.
-//   - Proofs (to come): GET /state?key= answers the value, the tree
+//   - Proofs: GET /state?key= answers the value, the tree
 //     version, [Proof] (MarshalBinary, hex) and the signed ledger info; a
 //     client checks the signatures, then [VerifyInclusion] or
 //     [VerifyNonInclusion] with SHA-256(key) against its state_root.

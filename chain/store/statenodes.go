@@ -74,16 +74,6 @@ func (s *Store) Node(k statetree.NodeKey) (*statetree.Node, error) {
 	return n, err
 }
 
-// treeRun returns the record of version in b (a tree bucket), nil if none.
-// Like the ledger's runs, each is the value of a nested bucket (see
-// runKey), so that a commit never rewrites an earlier one.
-func treeRun(b *bolt.Bucket, version uint64) []byte {
-	if sub := b.Bucket(versionKey(version)); sub != nil {
-		return sub.Get(runKey)
-	}
-	return nil
-}
-
 // posKey appends to b the part of k's encoding after its version: depth
 // and path.
 func posKey(b []byte, k statetree.NodeKey) []byte {
