@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -39,8 +38,7 @@ type snapshotSync struct {
 	peers  []peer.ID // candidates, best first
 	banned *peerSet
 
-	turn     int
-	timeouts map[peer.ID]int
+	rot      *rotation
 	perLeaf  float64 // moving average of a leaf's bytes
 	progress func()  // logs the restore's progress
 	ticker   *time.Ticker
@@ -79,7 +77,7 @@ func (s *snapshotSync) run(ctx context.Context, l *ledger.Ledger) error {
 	if len(s.peers) == 0 {
 		return fmt.Errorf("%w: no peer to snapshot-sync from", ErrAllPeersFailed)
 	}
-	s.timeouts = map[peer.ID]int{}
+	s.rot = newRotation(s.peers, s.banned)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.ticker = time.NewTicker(s.cfg.ProgressInterval)
@@ -252,7 +250,7 @@ func (s *snapshotSync) retry(ctx context.Context, f *stateFetch) {
 // errNoPeer.
 func (s *snapshotSync) attempt(ctx context.Context, f *stateFetch) {
 	f.done = make(chan stateResult, 1) // a cancelled attempt's answer is not read
-	if p, ok := s.pick(f.tried); ok {
+	if p, ok := s.rot.next(f.tried); ok {
 		expected := 0 // read here: perLeaf changes on the run's goroutine
 		if s.cfg.AdaptiveFlow {
 			expected = protocol.MaxStateResponseSize
@@ -264,7 +262,7 @@ func (s *snapshotSync) attempt(ctx context.Context, f *stateFetch) {
 		return
 	}
 	f.rounds++
-	if f.rounds >= maxRangeRounds || !s.anyUnbanned() {
+	if f.rounds >= maxRangeRounds || !s.rot.anyUnbanned() {
 		f.done <- stateResult{req: f.req, err: errNoPeer}
 		return
 	}
@@ -311,7 +309,7 @@ func (s *snapshotSync) check(res stateResult) error {
 		s.scores.NoteSlow(res.peer, res.latency) // slow, not faulty
 	case outcome == OutcomeTimeout:
 		s.scores.Record(res.peer, outcome, res.latency)
-		s.timeouts[res.peer]++
+		s.rot.timeouts[res.peer]++
 	default:
 		s.scores.Record(res.peer, outcome, res.latency)
 	}
@@ -326,26 +324,6 @@ func (s *snapshotSync) penalise(p peer.ID, err error) {
 	s.scores.Record(p, OutcomeInvalid, 0)
 	s.banned.add(p)
 	s.log.Warn("peer sent an invalid state chunk", "peer", p, "err", err)
-}
-
-// pick returns the next candidate not tried and not banned, marking it
-// tried; one that timed out twice in this run only when no other is left.
-func (s *snapshotSync) pick(tried map[peer.ID]bool) (peer.ID, bool) {
-	const maxTimeouts = 2
-	for i := range 2 * len(s.peers) {
-		p := s.peers[(s.turn+i)%len(s.peers)]
-		if tried[p] || s.banned.has(p) || (i < len(s.peers) && s.timeouts[p] >= maxTimeouts) {
-			continue
-		}
-		s.turn = (s.turn + i + 1) % len(s.peers)
-		tried[p] = true
-		return p, true
-	}
-	return "", false
-}
-
-func (s *snapshotSync) anyUnbanned() bool {
-	return slices.ContainsFunc(s.peers, func(p peer.ID) bool { return !s.banned.has(p) })
 }
 
 // request asks p for req and sends the answer to out.

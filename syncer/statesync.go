@@ -74,9 +74,41 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
+// rotation hands out the candidate peers of a run in turn. A peer that
+// timed out maxTimeouts times in the run is asked again only when no
+// other is left, so a silent peer costs at most two timeouts instead of
+// one per request.
+type rotation struct {
+	peers    []peer.ID // best first
+	banned   *peerSet
+	turn     int
+	timeouts map[peer.ID]int
+}
+
+const maxTimeouts = 2
+
+func newRotation(peers []peer.ID, banned *peerSet) *rotation {
+	return &rotation{peers: peers, banned: banned, timeouts: map[peer.ID]int{}}
+}
+
+// next returns the next candidate neither in tried nor banned and adds it
+// to tried; false when none is left.
+func (r *rotation) next(tried map[peer.ID]bool) (peer.ID, bool) {
+	for i := range 2 * len(r.peers) {
+		p := r.peers[(r.turn+i)%len(r.peers)]
+		if tried[p] || r.banned.has(p) || (i < len(r.peers) && r.timeouts[p] >= maxTimeouts) {
+			continue
+		}
+		r.turn = (r.turn + i + 1) % len(r.peers)
+		tried[p] = true
+		return p, true
+	}
+	return "", false
+}
+
 // anyUnbanned reports whether a peer not proven faulty is left.
-func (s *stateSync) anyUnbanned() bool {
-	return slices.ContainsFunc(s.peers, func(p peer.ID) bool { return !s.banned.has(p) })
+func (r *rotation) anyUnbanned() bool {
+	return slices.ContainsFunc(r.peers, func(p peer.ID) bool { return !r.banned.has(p) })
 }
 
 type chunkResult struct {
@@ -126,7 +158,6 @@ func (s *stateSync) run(ctx context.Context, sc StateComputer) error {
 	applied := start
 	inFlight := 0
 	results := make(chan chunkResult, s.cfg.ChunksInFlight)
-	peerTurn := 0
 
 	defer func() {
 		// Wait for the requests in flight: nothing may outlive the run.
@@ -136,50 +167,41 @@ func (s *stateSync) run(ctx context.Context, sc StateComputer) error {
 		}
 	}()
 
-	// A peer that timed out twice in this run is asked again only when no
-	// other peer is left for a range, so a silent peer costs at most two
-	// timeouts instead of one per chunk.
-	const maxTimeouts = 2
-	timeouts := map[peer.ID]int{}
+	rot := newRotation(s.peers, s.banned)
 	perTx := 0.0 // moving average of a transaction's bytes in the chunks so far
 	launch := func(r *chunkRange) bool {
-		for i := range 2 * len(s.peers) {
-			p := s.peers[(peerTurn+i)%len(s.peers)]
-			if r.tried[p] || s.banned.has(p) || (i < len(s.peers) && timeouts[p] >= maxTimeouts) {
-				continue
-			}
-			peerTurn = (peerTurn + i + 1) % len(s.peers)
-			r.tried[p] = true
-			r.inFlight = true
-			inFlight++
-			req := protocol.ChunkRequest{StartVersion: r.start, TargetVersion: info.Version, MaxTxs: uint32(r.end - r.start)}
-			// With AdaptiveFlow the timeout adds to ChunkTimeout the time
-			// the chunk's bytes take at p's measured rate (see flows).
-			expected, sharing := 0, 0
-			if s.cfg.AdaptiveFlow {
-				expected = protocol.MaxChunkResponseSize
-				if perTx > 0 {
-					expected = min(int(perTx*float64(req.MaxTxs))+4096, expected)
-				}
-				sharing = expected * s.cfg.ChunksInFlight
-			}
-			fr := s.flows.start(p, expected, sharing, s.cfg.ChunkTimeout, time.Now())
-			go func() {
-				rctx, rcancel := context.WithTimeout(ctx, fr.timeout)
-				defer rcancel()
-				t0 := time.Now()
-				resp, err := s.net.RequestChunk(rctx, p, req)
-				res := chunkResult{start: req.StartVersion, peer: p, resp: resp, err: err, latency: time.Since(t0)}
-				got := 0
-				if resp != nil && resp.Chunk != nil {
-					got = chunkBytes(resp.Chunk)
-				}
-				res.slow = s.flows.done(fr, flowEndOf(ctx, err), got, 0, time.Now())
-				results <- res
-			}()
-			return true
+		p, ok := rot.next(r.tried)
+		if !ok {
+			return false
 		}
-		return false
+		r.inFlight = true
+		inFlight++
+		req := protocol.ChunkRequest{StartVersion: r.start, TargetVersion: info.Version, MaxTxs: uint32(r.end - r.start)}
+		// With AdaptiveFlow the timeout adds to ChunkTimeout the time
+		// the chunk's bytes take at p's measured rate (see flows).
+		expected, sharing := 0, 0
+		if s.cfg.AdaptiveFlow {
+			expected = protocol.MaxChunkResponseSize
+			if perTx > 0 {
+				expected = min(int(perTx*float64(req.MaxTxs))+4096, expected)
+			}
+			sharing = expected * s.cfg.ChunksInFlight
+		}
+		fr := s.flows.start(p, expected, sharing, s.cfg.ChunkTimeout, time.Now())
+		go func() {
+			rctx, rcancel := context.WithTimeout(ctx, fr.timeout)
+			defer rcancel()
+			t0 := time.Now()
+			resp, err := s.net.RequestChunk(rctx, p, req)
+			res := chunkResult{start: req.StartVersion, peer: p, resp: resp, err: err, latency: time.Since(t0)}
+			got := 0
+			if resp != nil && resp.Chunk != nil {
+				got = chunkBytes(resp.Chunk)
+			}
+			res.slow = s.flows.done(fr, flowEndOf(ctx, err), got, 0, time.Now())
+			results <- res
+		}()
+		return true
 	}
 
 	for applied < info.Version {
@@ -208,7 +230,7 @@ func (s *stateSync) run(ctx context.Context, sc StateComputer) error {
 				continue
 			}
 			r.rounds++
-			if r.rounds >= maxRangeRounds || !s.anyUnbanned() {
+			if r.rounds >= maxRangeRounds || !rot.anyUnbanned() {
 				return fmt.Errorf("%w: chunk of versions [%d, %d) from %d peers, %d rounds",
 					ErrAllPeersFailed, r.start, r.end, len(s.peers), r.rounds)
 			}
@@ -233,7 +255,7 @@ func (s *stateSync) run(ctx context.Context, sc StateComputer) error {
 				s.scores.NoteSlow(res.peer, res.latency) // slow, not faulty
 			case outcome == OutcomeTimeout:
 				s.scores.Record(res.peer, outcome, res.latency)
-				timeouts[res.peer]++
+				rot.timeouts[res.peer]++
 			default:
 				s.scores.Record(res.peer, outcome, res.latency)
 			}
