@@ -81,19 +81,31 @@ func openChunks(ctx context.Context, cfg *Config, c *chainFile, chunkTxs int, pr
 // followed by the request for the rest of its range, as the syncer plans
 // them — to dir.
 func buildChunks(ctx context.Context, c *chainFile, chunkTxs int, dir string, progress io.Writer) error {
+	return buildCached(dir, chunkIndexFile, "chunk", func(tmp string) error {
+		return writeChunks(ctx, c, chunkTxs, tmp, progress)
+	})
+}
+
+// buildCached has write fill a temporary directory beside dir, then
+// renames it to dir, so that dir is complete or absent; a dir holding
+// index when the rename fails was built meanwhile by another run.
+func buildCached(dir, index, what string, write func(tmp string) error) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("bench: %s cache: %w", what, err)
+	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".building-*")
 	if err != nil {
-		return fmt.Errorf("bench: chunk cache: %w", err)
+		return fmt.Errorf("bench: %s cache: %w", what, err)
 	}
 	defer os.RemoveAll(tmp) // a no-op once renamed
-	if err := writeChunks(ctx, c, chunkTxs, tmp, progress); err != nil {
+	if err := write(tmp); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, dir); err != nil {
-		if _, serr := os.Stat(filepath.Join(dir, chunkIndexFile)); serr == nil {
-			return nil // built meanwhile by another run
+		if _, serr := os.Stat(filepath.Join(dir, index)); serr == nil {
+			return nil
 		}
-		return fmt.Errorf("bench: chunk cache: %w", err)
+		return fmt.Errorf("bench: %s cache: %w", what, err)
 	}
 	return nil
 }

@@ -187,37 +187,26 @@ func (s *servers) handleCommitted(st network.Stream) {
 }
 
 func (s *servers) handleChunks(st network.Stream) {
-	if !s.enter() {
-		_ = st.Reset()
-		return
-	}
-	defer s.wg.Done()
-	var req protocol.ChunkRequest
-	if !readRequest(st, protocol.MaxChunkRequestSize, &req) {
-		return
-	}
-	frame, ok, err := s.chunks.response(&req)
-	if err != nil {
-		_ = st.Reset()
-		return
-	}
-	if !ok {
-		s.misses.Add(1)
-	}
-	s.respond(st, frame)
+	serveFile(s, st, protocol.MaxChunkRequestSize, s.chunks.response)
 }
 
 func (s *servers) handleState(st network.Stream) {
+	serveFile(s, st, protocol.MaxStateRequestSize, s.snap.response)
+}
+
+// serveFile answers one request read from st with the frame respond
+// finds in a precomputed file, counting a miss when it has none.
+func serveFile[R any](s *servers, st network.Stream, limit int, respond func(*R) ([]byte, bool, error)) {
 	if !s.enter() {
 		_ = st.Reset()
 		return
 	}
 	defer s.wg.Done()
-	var req protocol.StateRequest
-	if !readRequest(st, protocol.MaxStateRequestSize, &req) {
+	var req R
+	if !readRequest(st, limit, &req) {
 		return
 	}
-	frame, ok, err := s.snap.response(&req)
+	frame, ok, err := respond(&req)
 	if err != nil {
 		_ = st.Reset()
 		return

@@ -112,24 +112,9 @@ func openSnapshot(ctx context.Context, cfg *Config, c *chainFile, chunkLeaves in
 // in a temporary directory beside it and renamed, so dir is complete or
 // absent.
 func buildSnapshot(ctx context.Context, c *chainFile, chunkLeaves int, dir string, progress io.Writer) error {
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return fmt.Errorf("bench: snapshot cache: %w", err)
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".building-*")
-	if err != nil {
-		return fmt.Errorf("bench: snapshot cache: %w", err)
-	}
-	defer os.RemoveAll(tmp) // a no-op once renamed
-	if err := writeSnapshot(ctx, c, chunkLeaves, tmp, progress); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if _, serr := os.Stat(filepath.Join(dir, stateIndexFile)); serr == nil {
-			return nil // built meanwhile by another run
-		}
-		return fmt.Errorf("bench: snapshot cache: %w", err)
-	}
-	return nil
+	return buildCached(dir, stateIndexFile, "snapshot", func(tmp string) error {
+		return writeSnapshot(ctx, c, chunkLeaves, tmp, progress)
+	})
 }
 
 // stateSlot is where a key and its value are in a stateArena.
