@@ -122,10 +122,11 @@ func TestSnapshotSyncRestoresTheState(t *testing.T) {
 }
 
 // TestSnapshotSyncBansForgers: peers that tamper with a value, drop a
-// leaf or send a wrong frontier are caught by the proofs and banned; the
-// restore completes from the honest peer.
+// leaf, send a wrong frontier, no chunk where leaves are left, or more
+// leaves than asked are caught and banned; the restore completes from the
+// honest peer.
 func TestSnapshotSyncBansForgers(t *testing.T) {
-	w := newWorld(t, 4, 40, 4)
+	w := newWorld(t, 6, 40, 4)
 	forge := map[int]func(*protocol.StateResponse){
 		0: func(r *protocol.StateResponse) { // a value changed
 			if r.Chunk != nil && len(r.Chunk.Leaves) > 0 {
@@ -142,6 +143,16 @@ func TestSnapshotSyncBansForgers(t *testing.T) {
 				r.Frontier[0][0] ^= 1
 			} else if r.Chunk != nil && len(r.Chunk.Proof.Right) > 0 {
 				r.Chunk.Proof.Right[0][0] ^= 1
+			}
+		},
+		3: func(r *protocol.StateResponse) { // no leaves after the first chunk
+			if r.Frontier == nil {
+				r.Chunk = nil
+			}
+		},
+		4: func(r *protocol.StateResponse) { // more leaves than asked
+			if r.Chunk != nil {
+				r.Chunk.Leaves = append(r.Chunk.Leaves, r.Chunk.Leaves...)
 			}
 		},
 	}

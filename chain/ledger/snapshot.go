@@ -112,9 +112,12 @@ func (p *StateRangeProof) RangeProof() *statetree.RangeProof {
 // a sync) and statetree.ErrNodeNotFound if the tree of version is not
 // stored (never written, as between two steps of a settle, or pruned).
 func (l *Ledger) StateChunk(version uint64, start chain.Hash, maxLeaves int) (*StateChunk, error) {
-	if tv := l.TreeVersion(); version > tv || version > l.Committed().Version {
+	l.mu.Lock()
+	tv, committed := l.treeVersion, l.committed.Version
+	l.mu.Unlock()
+	if version > tv || version > committed {
 		return nil, fmt.Errorf("%w: state tree at version %d, committed version %d, asked %d",
-			ErrVersionNotAvailable, tv, l.Committed().Version, version)
+			ErrVersionNotAvailable, tv, committed, version)
 	}
 	if version == 0 {
 		return nil, fmt.Errorf("%w: the state of version 0 is empty", ErrBadRequest)
