@@ -88,8 +88,11 @@
 //
 // bbolt reads through a shared memory map of the file; the pages a
 // transaction reads stay resident in the process. The store releases them
-// (MADV_DONTNEED, on Linux) after every 64 MiB of pages written, from inside
-// a write transaction so that bbolt cannot remap the file meanwhile. Write
+// (MADV_DONTNEED, on Linux) after every 64 MiB of pages written, and after
+// reads alone grew the process's resident file-backed memory by 64 MiB (a
+// fault maps in up to 64 KiB of cached neighbours, so scattered lookups
+// soon map most of a large file), from inside a transaction so that bbolt
+// cannot remap the file meanwhile. Write
 // transactions encode their runs in buffers the store keeps between them
 // (at most 4, of at most 8 MiB each) rather than in fresh allocations.
 //

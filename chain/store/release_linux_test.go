@@ -2,6 +2,8 @@ package store
 
 import (
 	"bufio"
+	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,7 +11,10 @@ import (
 	"testing"
 	"unsafe"
 
+	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
+
+	"github.com/p2pnode/p2pnode/chain/chaintest"
 )
 
 // residentKB returns the resident kilobytes of the mapping that starts at
@@ -82,5 +87,78 @@ func TestReleaseMapped(t *testing.T) {
 	}
 	if again != sum {
 		t.Fatalf("mapping reads %d after release, %d before", again, sum)
+	}
+}
+
+// TestReadsReleaseMappedPages: reads alone, scattered over a file larger
+// than the release threshold, keep the store's mapping from staying
+// resident; with no threshold in reach they leave most of it resident.
+func TestReadsReleaseMappedPages(t *testing.T) {
+	const (
+		values = 4096
+		size   = 4096 // bytes a value: 16 MiB in all
+	)
+	v := chaintest.NewValidators(73, 4)
+	st, err := Open(filepath.Join(t.TempDir(), "reads.db"), v.Genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	bucket := []byte("test_values")
+	err = st.update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket(bucket)
+		if err != nil {
+			return err
+		}
+		for i := range values {
+			val := make([]byte, size) // bbolt keeps it until the commit
+			val[0] = byte(i)
+			if err := b.Put(binary.BigEndian.AppendUint32(nil, uint32(i)), val); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll := func() int {
+		t.Helper()
+		var addr uintptr
+		for i := range values {
+			err := st.view(func(tx *bolt.Tx) error {
+				addr = st.db.Info().Data
+				got := tx.Bucket(bucket).Get(binary.BigEndian.AppendUint32(nil, uint32(i)))
+				if len(got) != size || got[0] != byte(i) {
+					return fmt.Errorf("value %d reads %d bytes starting %d", i, len(got), got[0])
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		return residentKB(t, addr)
+	}
+
+	defer func(n int64) { readReleaseEvery = n }(readReleaseEvery)
+	readReleaseEvery = 1 << 40
+	if kb := readAll(); kb < values*size/1024/2 {
+		t.Fatalf("%d KiB of the map resident after reading every value with no release, want about %d", kb, values*size/1024)
+	}
+	readReleaseEvery = 1 << 20
+	err = st.db.View(func(tx *bolt.Tx) error {
+		releaseMapped(st.db.Info().Data, tx.Size())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.residentAt.Store(residentFileBytes())
+	// Between two looks, readCheckEvery reads map in at most one fault
+	// window (64 KiB) of pages each.
+	limit := (readReleaseEvery + readCheckEvery*size*16) / 1024
+	if kb := readAll(); kb > int(limit) {
+		t.Fatalf("%d KiB of the map resident after reading every value, want at most %d", kb, limit)
 	}
 }

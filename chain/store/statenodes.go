@@ -56,7 +56,7 @@ func (s *Store) Node(k statetree.NodeKey) (*statetree.Node, error) {
 		}
 	}
 	var n *statetree.Node
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		raw, err := lookupNode(tx.Bucket(bucketTreeNodes), k)
 		if err != nil || raw == nil {
 			return err

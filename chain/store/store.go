@@ -116,6 +116,11 @@ type Store struct {
 	// allocated when its mapped pages were last released; read and written
 	// only inside write transactions.
 	releasedAt int64
+	// reads counts the read transactions, and residentAt is the process's
+	// resident file-backed bytes after the mapped pages were last
+	// released (see maybeReleaseRead).
+	reads      atomic.Uint64
+	residentAt atomic.Int64
 
 	// writeMu is held by a write transaction until its buffers are back
 	// in scratch.
@@ -244,7 +249,11 @@ func (s *Store) Close() error {
 // view and update run fn in a read-only or read-write bbolt transaction,
 // translating a closed database into ErrClosed.
 func (s *Store) view(fn func(*bolt.Tx) error) error {
-	return closedErr(s.db.View(fn))
+	return closedErr(s.db.View(func(tx *bolt.Tx) error {
+		err := fn(tx)
+		s.maybeReleaseRead(tx)
+		return err
+	}))
 }
 
 func (s *Store) update(fn func(*bolt.Tx) error) error {
@@ -276,6 +285,35 @@ func (s *Store) maybeRelease(tx *bolt.Tx) {
 	}
 	s.releasedAt = alloc
 	releaseMapped(s.db.Info().Data, tx.Size())
+	s.residentAt.Store(residentFileBytes())
+}
+
+// readReleaseEvery is by how many bytes the resident file-backed memory
+// grows between two releases of the map by reads (a variable for tests).
+var readReleaseEvery int64 = releaseEvery
+
+// readCheckEvery is how many read transactions the store runs between two
+// looks at the process's resident file-backed memory.
+const readCheckEvery = 64
+
+// maybeReleaseRead releases the pages of the store's memory map once the
+// process's resident file-backed memory grew by releaseEvery bytes since
+// the last release (readReleaseEvery). Reads grow it without writing anything: a page fault
+// on the map brings in up to 64 KiB of neighbouring cached pages, so a few
+// thousand scattered lookups (a block executed on a restored snapshot's
+// tree) map in most of a large file. It runs inside a transaction, which
+// keeps bbolt from remapping the file meanwhile; every readCheckEvery-th
+// read transaction looks, at the cost of one read of /proc/self/statm.
+func (s *Store) maybeReleaseRead(tx *bolt.Tx) {
+	if s.reads.Add(1)%readCheckEvery != 0 {
+		return
+	}
+	now, at := residentFileBytes(), s.residentAt.Load()
+	if now < 0 || now-at < readReleaseEvery || !s.residentAt.CompareAndSwap(at, now) {
+		return
+	}
+	releaseMapped(s.db.Info().Data, tx.Size())
+	s.residentAt.Store(residentFileBytes())
 }
 
 func closedErr(err error) error {
