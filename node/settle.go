@@ -6,6 +6,9 @@ import (
 	"time"
 )
 
+// slowSettle is how long a settle takes before it is logged at info.
+const slowSettle = time.Second
+
 // settle brings the ledger's state tree up to its transactions after each
 // sync: a sync defers the blocks' state roots and leaves the tree to follow
 // (ledger.Settle), which checks the root at the committed version against
@@ -24,8 +27,16 @@ func (n *Node) settle(ctx context.Context, log *slog.Logger) {
 			case err != nil:
 				log.Error("state tree does not settle", "tree_version", l.TreeVersion(), "err", err)
 			default:
-				log.Info("state tree settled", "from_version", from, "tree_version", l.TreeVersion(),
-					"took", time.Since(start).Round(time.Millisecond))
+				// A node following the chain by short syncs settles
+				// a few versions many times a second: only a long
+				// settle is worth a line at info.
+				took := time.Since(start)
+				level := slog.LevelDebug
+				if took >= slowSettle {
+					level = slog.LevelInfo
+				}
+				log.Log(ctx, level, "state tree settled", "from_version", from, "tree_version", l.TreeVersion(),
+					"took", took.Round(time.Millisecond))
 			}
 		}
 		select {
