@@ -111,10 +111,6 @@ func DefaultManifest(validators, fullnodes int, lateJoin time.Duration) Manifest
 	c.TxRate = 100
 	c.FastForwardRounds = 100
 	c.ChunkTxs = 100
-	// The scenarios check a late node's whole history (transaction
-	// proofs from genesis, a kill during replay): they replay. Snapshot
-	// sync is covered by the node and syncer tests.
-	c.SnapshotSync = false
 	c.ProgressInterval = Duration(250 * time.Millisecond)
 	c.SyncInfoInterval = Duration(500 * time.Millisecond)
 	c.ReconnectMin = Duration(100 * time.Millisecond)

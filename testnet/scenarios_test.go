@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,8 +19,9 @@ import (
 // checks them through their HTTP API and logs only.
 
 // TestLateFullNodeFastForwards: a full node that starts once the chain is
-// far past the fast-forward threshold catches up by state sync (its log
-// shows the fast-forward), then follows the validators.
+// far past the fast-forward threshold catches up by a fast-forward (a
+// snapshot restore, the default; its log shows the fast-forward), then
+// follows the validators.
 func TestLateFullNodeFastForwards(t *testing.T) {
 	m := e2eManifest(4, 1)
 	m.Nodes[4].StartDelay = testnet.Duration(time.Hour) // started by the test
@@ -46,16 +48,7 @@ func TestLateFullNodeFastForwards(t *testing.T) {
 // (what `p2pnode tx` checks), then the key's value with a state proof.
 func checkTxProof(t *testing.T, r *testnet.Runner, from, serve string) {
 	t.Helper()
-	var home string
-	for _, n := range r.Network().Nodes {
-		if n.Name == serve {
-			home = n.Home
-		}
-	}
-	h, err := testnet.LoadHome(home)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := homeOf(t, r, serve)
 	tx, err := chain.EncodeKV([]byte("e2e/proof"), []byte(t.Name()))
 	if err != nil {
 		t.Fatal(err)
@@ -89,12 +82,51 @@ func checkTxProof(t *testing.T, r *testnet.Runner, from, serve string) {
 	}
 }
 
+// homeOf loads the home directory of the named node.
+func homeOf(t *testing.T, r *testnet.Runner, name string) *testnet.Home {
+	t.Helper()
+	ni, ok := r.Network().Node(name)
+	if !ok {
+		t.Fatalf("no node %s", name)
+	}
+	h, err := testnet.LoadHome(ni.Home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// submitKV submits the transaction that sets key to value to node from and
+// waits until from serves it committed, with a proof; it returns its hash.
+func submitKV(t *testing.T, r *testnet.Runner, from, key, value string) chain.Hash {
+	t.Helper()
+	tx, err := chain.EncodeKV([]byte(key), []byte(value))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := testnet.SubmitTx(t.Context(), r.API(from), tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	g := homeOf(t, r, from).Genesis
+	if err := testnet.WaitFor(ctx, func(ctx context.Context) error {
+		_, err := testnet.FetchTxProof(ctx, r.API(from), g, hash)
+		return err
+	}); err != nil {
+		t.Fatalf("%s: commit of %s: %v", from, key, err)
+	}
+	return hash
+}
+
 // TestPrunedValidatorBesideFullHistory: one validator keeps 300 versions
 // of history, the others all of it; a full node that joins late
 // fast-forwards from all four (the pruned one answers pruned below its
 // window) to the whole history, and follows the validators.
 func TestPrunedValidatorBesideFullHistory(t *testing.T) {
 	m := e2eManifest(4, 1)
+	m.Config.SnapshotSync = false // the full node replays the whole history
 	m.Nodes[0].PruneWindow = 300
 	m.Config.PruneInterval = testnet.Duration(100 * time.Millisecond)
 	m.Nodes[4].StartDelay = testnet.Duration(time.Hour) // started by the test
@@ -160,7 +192,8 @@ func TestFullNodeKilledDuringStateSyncResumes(t *testing.T) {
 	m := e2eManifest(4, 1)
 	m.Nodes[4].StartDelay = testnet.Duration(time.Hour) // started by the test
 	m.Config.TxRate = 250
-	m.Config.ChunkTxs = 10 // a state sync of many chunks
+	m.Config.SnapshotSync = false // replay; TestLateFullNodeRestoresSnapshot kills a restore
+	m.Config.ChunkTxs = 10        // a state sync of many chunks
 	m.Config.ProgressInterval = testnet.Duration(50 * time.Millisecond)
 	r := startNet(t, m)
 	stage(t, r, m, testnet.Stage{Name: "validators run ahead", WaitRounds: 4 * m.Config.FastForwardRounds})
@@ -179,6 +212,65 @@ func TestFullNodeKilledDuringStateSyncResumes(t *testing.T) {
 	resumed := watch(t, r, "fullnode0", "resuming fast-forward")
 	stage(t, r, m, testnet.Stage{Name: "full node restarts", Perturb: []testnet.Perturbation{{Op: testnet.OpStart, Node: "fullnode0"}}})
 	waitLog(t, resumed, `"resuming fast-forward"`)
+}
+
+// TestLateFullNodeRestoresSnapshot: a full node that joins late restores
+// the state at its sync target from verified snapshot chunks instead of
+// replaying the history; killed with SIGKILL in the middle of the
+// restore, it resumes after a restart from the chunks it stored. It then
+// holds no history below the snapshot, serves a key written before it with
+// a state proof, and follows the validators.
+func TestLateFullNodeRestoresSnapshot(t *testing.T) {
+	m := e2eManifest(4, 1)
+	m.Nodes[4].StartDelay = testnet.Duration(time.Hour) // started by the test
+	m.Config.SnapshotSync = true
+	m.Config.StateChunkLeaves = 8 // a restore of many chunks
+	m.Config.TxRate = 250
+	m.Config.ProgressInterval = testnet.Duration(50 * time.Millisecond)
+	r := startNet(t, m)
+	early := submitKV(t, r, "validator0", "e2e/early", "before the snapshot")
+	stage(t, r, m, testnet.Stage{Name: "validators run ahead", WaitRounds: 4 * m.Config.FastForwardRounds})
+
+	stage(t, r, m, testnet.Stage{
+		Name: "full node starts and is killed during its snapshot restore",
+		Perturb: []testnet.Perturbation{
+			{Op: testnet.OpStart, Node: "fullnode0"},
+			{Op: testnet.OpKill, Node: "fullnode0", AfterLog: "snapshot sync progress"},
+		},
+		SkipCheck: true,
+	})
+	if logHas(t, r, "fullnode0", "snapshot sync done") {
+		t.Fatal("the restore finished before the kill; make it longer")
+	}
+	resumed := watch(t, r, "fullnode0", "snapshot sync resumed")
+	done := watch(t, r, "fullnode0", "snapshot sync done")
+	stage(t, r, m, testnet.Stage{Name: "full node restarts", Perturb: []testnet.Perturbation{{Op: testnet.OpStart, Node: "fullnode0"}}})
+	waitLog(t, resumed, `"snapshot sync resumed"`)
+	waitLog(t, done, `"snapshot sync done"`)
+	waitStatus(t, r, "fullnode0", "follows the chain from the snapshot", func(s node.Status) error {
+		if s.Syncing || s.RootRound < m.Config.FastForwardRounds || s.EarliestVersion == 0 || s.EarliestVersion > s.CommittedVersion {
+			return fmt.Errorf("root round %d, syncing %v, history from version %d of %d", s.RootRound, s.Syncing, s.EarliestVersion, s.CommittedVersion)
+		}
+		return nil
+	})
+	h := homeOf(t, r, "fullnode0")
+	// The state tree may still follow a replay after the restore (503).
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var sp *ledger.StateProof
+	if err := testnet.WaitFor(ctx, func(ctx context.Context) (err error) {
+		sp, err = testnet.FetchStateProof(ctx, r.API("fullnode0"), h.Genesis, []byte("e2e/early"))
+		return err
+	}); err != nil {
+		t.Fatalf("state proof of a key restored from the snapshot: %v", err)
+	}
+	if !sp.Present || string(sp.Value) != "before the snapshot" {
+		t.Fatalf("state proof of a restored key: present %v, value %q", sp.Present, sp.Value)
+	}
+	if _, err := testnet.FetchTxProof(t.Context(), r.API("fullnode0"), h.Genesis, early); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("proof of a transaction below the snapshot: %v, want 404 Not Found", err)
+	}
+	checkTxProof(t, r, "validator0", "fullnode0")
 }
 
 // TestPartitionedValidatorRejoins: a validator cut off from all peers falls
