@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -198,20 +199,33 @@ func TestFullNodeKilledDuringStateSyncResumes(t *testing.T) {
 	r := startNet(t, m)
 	stage(t, r, m, testnet.Stage{Name: "validators run ahead", WaitRounds: 4 * m.Config.FastForwardRounds})
 
+	killAndResume(t, r, m, "state sync", "state sync progress", "fast-forward done", "resuming fast-forward")
+}
+
+// killAndResume starts fullnode0, kills it with SIGKILL once its log shows
+// progress (and not yet done), restarts it and waits until its log shows
+// each of lines.
+func killAndResume(t *testing.T, r *testnet.Runner, m *testnet.Manifest, sync, progress, done string, lines ...string) {
+	t.Helper()
 	stage(t, r, m, testnet.Stage{
-		Name: "full node starts and is killed during its state sync",
+		Name: "full node starts and is killed during its " + sync,
 		Perturb: []testnet.Perturbation{
 			{Op: testnet.OpStart, Node: "fullnode0"},
-			{Op: testnet.OpKill, Node: "fullnode0", AfterLog: "state sync progress"},
+			{Op: testnet.OpKill, Node: "fullnode0", AfterLog: progress},
 		},
 		SkipCheck: true,
 	})
-	if logHas(t, r, "fullnode0", "fast-forward done") {
-		t.Fatal("the state sync finished before the kill; make it longer")
+	if logHas(t, r, "fullnode0", done) {
+		t.Fatalf("the %s finished before the kill; make it longer", sync)
 	}
-	resumed := watch(t, r, "fullnode0", "resuming fast-forward")
+	seen := make([]<-chan struct{}, len(lines))
+	for i, l := range lines {
+		seen[i] = watch(t, r, "fullnode0", l)
+	}
 	stage(t, r, m, testnet.Stage{Name: "full node restarts", Perturb: []testnet.Perturbation{{Op: testnet.OpStart, Node: "fullnode0"}}})
-	waitLog(t, resumed, `"resuming fast-forward"`)
+	for i, l := range lines {
+		waitLog(t, seen[i], strconv.Quote(l))
+	}
 }
 
 // TestLateFullNodeRestoresSnapshot: a full node that joins late restores
@@ -231,22 +245,7 @@ func TestLateFullNodeRestoresSnapshot(t *testing.T) {
 	early := submitKV(t, r, "validator0", "e2e/early", "before the snapshot")
 	stage(t, r, m, testnet.Stage{Name: "validators run ahead", WaitRounds: 4 * m.Config.FastForwardRounds})
 
-	stage(t, r, m, testnet.Stage{
-		Name: "full node starts and is killed during its snapshot restore",
-		Perturb: []testnet.Perturbation{
-			{Op: testnet.OpStart, Node: "fullnode0"},
-			{Op: testnet.OpKill, Node: "fullnode0", AfterLog: "snapshot sync progress"},
-		},
-		SkipCheck: true,
-	})
-	if logHas(t, r, "fullnode0", "snapshot sync done") {
-		t.Fatal("the restore finished before the kill; make it longer")
-	}
-	resumed := watch(t, r, "fullnode0", "snapshot sync resumed")
-	done := watch(t, r, "fullnode0", "snapshot sync done")
-	stage(t, r, m, testnet.Stage{Name: "full node restarts", Perturb: []testnet.Perturbation{{Op: testnet.OpStart, Node: "fullnode0"}}})
-	waitLog(t, resumed, `"snapshot sync resumed"`)
-	waitLog(t, done, `"snapshot sync done"`)
+	killAndResume(t, r, m, "snapshot restore", "snapshot sync progress", "snapshot sync done", "snapshot sync resumed", "snapshot sync done")
 	waitStatus(t, r, "fullnode0", "follows the chain from the snapshot", func(s node.Status) error {
 		if s.Syncing || s.RootRound < m.Config.FastForwardRounds || s.EarliestVersion == 0 || s.EarliestVersion > s.CommittedVersion {
 			return fmt.Errorf("root round %d, syncing %v, history from version %d of %d", s.RootRound, s.Syncing, s.EarliestVersion, s.CommittedVersion)
