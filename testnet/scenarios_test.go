@@ -49,36 +49,12 @@ func TestLateFullNodeFastForwards(t *testing.T) {
 // (what `p2pnode tx` checks), then the key's value with a state proof.
 func checkTxProof(t *testing.T, r *testnet.Runner, from, serve string) {
 	t.Helper()
-	h := homeOf(t, r, serve)
-	tx, err := chain.EncodeKV([]byte("e2e/proof"), []byte(t.Name()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash, err := testnet.SubmitTx(t.Context(), r.API(from), tx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	var p *ledger.TxProof
-	if err := testnet.WaitFor(ctx, func(ctx context.Context) error {
-		p, err = testnet.FetchTxProof(ctx, r.API(serve), h.Genesis, hash)
-		return err
-	}); err != nil {
-		t.Fatalf("%s: proof of a transaction sent to %s: %v", serve, from, err)
-	}
-	if string(p.Tx) != string(tx) {
+	hash := submitKV(t, r, from, "e2e/proof", t.Name())
+	p := waitTxProof(t, r, serve, hash)
+	if k, v, err := chain.DecodeKV(p.Tx); err != nil || string(k) != "e2e/proof" || string(v) != t.Name() {
 		t.Fatalf("%s: proof of another transaction", serve)
 	}
-	// The state tree may still follow the node's sync: 503 until then.
-	var sp *ledger.StateProof
-	if err := testnet.WaitFor(ctx, func(ctx context.Context) error {
-		sp, err = testnet.FetchStateProof(ctx, r.API(serve), h.Genesis, []byte("e2e/proof"))
-		return err
-	}); err != nil {
-		t.Fatalf("%s: state proof of the key sent to %s: %v", serve, from, err)
-	}
-	if !sp.Present || string(sp.Value) != t.Name() {
+	if sp := waitStateProof(t, r, serve, "e2e/proof"); !sp.Present || string(sp.Value) != t.Name() {
 		t.Fatalf("%s: state proof: present %v, value %q; want %q", serve, sp.Present, sp.Value, t.Name())
 	}
 }
@@ -109,16 +85,45 @@ func submitKV(t *testing.T, r *testnet.Runner, from, key, value string) chain.Ha
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitTxProof(t, r, from, hash)
+	return hash
+}
+
+// waitTxProof waits until node serve serves the transaction of hash with a
+// proof that verifies, failing the test after a minute.
+func waitTxProof(t *testing.T, r *testnet.Runner, serve string, hash chain.Hash) *ledger.TxProof {
+	t.Helper()
+	g := homeOf(t, r, serve).Genesis
+	return waitProof(t, serve, "proof of transaction "+hash.Short(), func(ctx context.Context) (*ledger.TxProof, error) {
+		return testnet.FetchTxProof(ctx, r.API(serve), g, hash)
+	})
+}
+
+// waitStateProof waits until node serve serves key's value with a proof
+// that verifies (503 while its state tree follows a sync), failing the
+// test after a minute.
+func waitStateProof(t *testing.T, r *testnet.Runner, serve, key string) *ledger.StateProof {
+	t.Helper()
+	g := homeOf(t, r, serve).Genesis
+	return waitProof(t, serve, "state proof of "+key, func(ctx context.Context) (*ledger.StateProof, error) {
+		return testnet.FetchStateProof(ctx, r.API(serve), g, []byte(key))
+	})
+}
+
+// waitProof polls fetch until it returns a verified proof, failing the
+// test after a minute.
+func waitProof[P any](t *testing.T, serve, what string, fetch func(context.Context) (P, error)) P {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	g := homeOf(t, r, from).Genesis
-	if err := testnet.WaitFor(ctx, func(ctx context.Context) error {
-		_, err := testnet.FetchTxProof(ctx, r.API(from), g, hash)
+	var p P
+	if err := testnet.WaitFor(ctx, func(ctx context.Context) (err error) {
+		p, err = fetch(ctx)
 		return err
 	}); err != nil {
-		t.Fatalf("%s: commit of %s: %v", from, key, err)
+		t.Fatalf("%s: %s: %v", serve, what, err)
 	}
-	return hash
+	return p
 }
 
 // TestPrunedValidatorBesideFullHistory: one validator keeps 300 versions
@@ -253,16 +258,8 @@ func TestLateFullNodeRestoresSnapshot(t *testing.T) {
 		return nil
 	})
 	h := homeOf(t, r, "fullnode0")
-	// The state tree may still follow a replay after the restore (503).
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	var sp *ledger.StateProof
-	if err := testnet.WaitFor(ctx, func(ctx context.Context) (err error) {
-		sp, err = testnet.FetchStateProof(ctx, r.API("fullnode0"), h.Genesis, []byte("e2e/early"))
-		return err
-	}); err != nil {
-		t.Fatalf("state proof of a key restored from the snapshot: %v", err)
-	}
+	// The state tree may still follow a replay after the restore.
+	sp := waitStateProof(t, r, "fullnode0", "e2e/early")
 	if !sp.Present || string(sp.Value) != "before the snapshot" {
 		t.Fatalf("state proof of a restored key: present %v, value %q", sp.Present, sp.Value)
 	}
