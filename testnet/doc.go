@@ -25,6 +25,6 @@
 //
 // The end-to-end tests of this package build the binary once and run such
 // scenarios; `p2pnode testnet` runs the default one (a full node that joins
-// late and catches up by state sync) or a manifest file. Processes run only
+// late and catches up by restoring a state snapshot) or a manifest file. Processes run only
 // on Unix systems.
 package testnet

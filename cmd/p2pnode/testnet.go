@@ -19,8 +19,9 @@ const testnetUsage = `testnet [--validators 4] [--fullnodes 1] [--home DIR] [--l
 Runs a local testnet on loopback, every node its own process ('p2pnode run'),
 and streams every node's log lines prefixed by its name. By default: 4
 validators and a full node that starts --late-join later, far enough behind
-to catch up by fast-forward (state sync), which its log shows
-("fast-forward started", "state sync progress", "fast-forward done").
+to catch up by fast-forward (a restore of the state snapshot), which its
+log shows ("fast-forward started", "snapshot sync done", "fast-forward
+done").
 
 The testnet lives in --home (default: a new directory under the system's
 temporary directory, printed at start and kept afterwards): one home per
