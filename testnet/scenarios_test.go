@@ -243,9 +243,11 @@ func TestLateFullNodeRestoresSnapshot(t *testing.T) {
 	m := e2eManifest(4, 1)
 	m.Nodes[4].StartDelay = testnet.Duration(time.Hour) // started by the test
 	m.Config.SnapshotSync = true
-	m.Config.StateChunkLeaves = 8 // a restore of many chunks
+	// A restore of about 500 chunks, each stored with an fsync, and a
+	// progress line (the kill's cue) well before its end on a fast disk.
+	m.Config.StateChunkLeaves = 4
 	m.Config.TxRate = 250
-	m.Config.ProgressInterval = testnet.Duration(50 * time.Millisecond)
+	m.Config.ProgressInterval = testnet.Duration(20 * time.Millisecond)
 	r := startNet(t, m)
 	early := submitKV(t, r, "validator0", "e2e/early", "before the snapshot")
 	stage(t, r, m, testnet.Stage{Name: "validators run ahead", WaitRounds: 4 * m.Config.FastForwardRounds})

@@ -301,8 +301,9 @@ const readCheckEvery = 1024
 // since the last release. Reads alone grow it: a page fault on the map
 // brings in up to 64 KiB of neighbouring cached pages, so a few thousand
 // scattered lookups (a block executed on a restored snapshot's tree) map
-// in most of a large file. The memory is the process's, so in a process
-// of several stores one store's reads may release another's map. It runs inside a transaction, which
+// in most of a large file. The memory is the process's: in a process of
+// several stores, the growth one store's reads caused may make another
+// release its own map. It runs inside a transaction, which
 // keeps bbolt from remapping the file meanwhile; every readCheckEvery-th
 // read transaction looks, at the cost of one read of /proc/self/statm
 // (a look every 64 reads slowed a settle of 5,000 blocks by 15%).
