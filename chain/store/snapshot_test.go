@@ -736,17 +736,8 @@ func TestSnapshotNewTargetAtTheSameVersion(t *testing.T) {
 	}
 	for _, n := range []int{2, 3} { // chunks of the same or of other sizes
 		t.Run(fmt.Sprintf("chunks of %d leaves", n), func(t *testing.T) {
-			st := openStore(t, tempPath(t), v.Genesis)
+			st, l, r := beginRestore(t, v.Genesis, nodes[6:9], oldLI, frontier)
 			defer st.Close()
-			saveNodes(t, st, nodes[6:9]...)
-			l, err := ledger.New(st, v.Genesis)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := l.RestoreSnapshot(oldLI, frontier)
-			if err != nil {
-				t.Fatal(err)
-			}
 			add(t, r, 2, 3)
 
 			r, err = l.RestoreSnapshot(newLI, frontier)
@@ -793,6 +784,24 @@ func TestSnapshotNewTargetAtTheSameVersion(t *testing.T) {
 	}
 }
 
+// beginRestore opens a new store holding the blocks of nodes (the
+// 3-chain of a fast-forward) and begins a restore of li's snapshot on a
+// ledger over it.
+func beginRestore(t *testing.T, g *chain.Genesis, nodes []*chaintest.Node, li *chain.LedgerInfoWithSignatures, frontier []chain.Hash) (*store.Store, *ledger.Ledger, *ledger.SnapshotRestore) {
+	t.Helper()
+	st := openStore(t, tempPath(t), g)
+	saveNodes(t, st, nodes...)
+	l, err := ledger.New(st, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.RestoreSnapshot(li, frontier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, l, r
+}
+
 // TestSnapshotEmptyState: a snapshot of a version whose state is empty
 // (its transactions are opaque) has no chunk: it finishes at once, and the
 // ledger goes on from it.
@@ -812,18 +821,8 @@ func TestSnapshotEmptyState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := tempPath(t)
-	st := openStore(t, path, v.Genesis)
+	st, l, r := beginRestore(t, v.Genesis, nodes[2:5], target, frontier)
 	defer st.Close()
-	saveNodes(t, st, nodes[2:5]...)
-	l, err := ledger.New(st, v.Genesis)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := l.RestoreSnapshot(target, frontier)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, more := r.Next(); more || !r.Complete() {
 		t.Fatal("a restore of the empty state wants chunks")
 	}
