@@ -304,11 +304,12 @@ func (m *Manager) fastForward(ctx context.Context, blocks [3]*chain.Block, qcs [
 	began := time.Now()
 	peers := m.stateSyncPeers(from, &qcs[2], banned)
 	snapshot := m.cfg.SnapshotSync && l.CanRestoreSnapshot() && target.LedgerInfo.CommitInfo.Version > 0
+	ls := ledgerSync{
+		net: m.net, scores: m.scores, flows: m.retriever.flows, cfg: m.cfg, log: m.log,
+		target: target, peers: peers, banned: banned,
+	}
 	if snapshot {
-		ss := &snapshotSync{
-			net: m.net, scores: m.scores, flows: m.retriever.flows, cfg: m.cfg, log: m.log,
-			target: target, peers: peers, banned: banned,
-		}
+		ss := &snapshotSync{ledgerSync: ls}
 		err := ss.run(ctx, l)
 		switch {
 		case err == nil:
@@ -322,10 +323,7 @@ func (m *Manager) fastForward(ctx context.Context, blocks [3]*chain.Block, qcs [
 		}
 	}
 	if !snapshot {
-		ss := &stateSync{
-			net: m.net, scores: m.scores, flows: m.retriever.flows, cfg: m.cfg, log: m.log,
-			target: target, peers: peers, banned: banned,
-		}
+		ss := &stateSync{ledgerSync: ls}
 		if err := ss.run(ctx, l); err != nil {
 			return fmt.Errorf("syncer: state sync to version %d: %w", target.LedgerInfo.CommitInfo.Version, err)
 		}

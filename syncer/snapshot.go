@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -28,15 +27,7 @@ import (
 // k. A chunk that fails verification bans its sender and drops the
 // request that followed it. Memory is two chunks whatever the state's size.
 type snapshotSync struct {
-	net    Network
-	scores *Scores
-	flows  *flows
-	cfg    Config
-	log    *slog.Logger
-
-	target *chain.LedgerInfoWithSignatures
-	peers  []peer.ID // candidates, best first
-	banned *peerSet
+	ledgerSync
 
 	rot      *rotation
 	perLeaf  float64 // moving average of a leaf's bytes

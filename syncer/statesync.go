@@ -36,6 +36,13 @@ type StateComputer interface {
 // a run that fails or is cancelled is resumed by the next one from the
 // ledger's version.
 type stateSync struct {
+	ledgerSync
+}
+
+// ledgerSync is what a fast-forward's two ways to the target ledger info,
+// state sync and snapshot sync, work with: the network, the peers'
+// scores and delivery rates, and the candidate peers.
+type ledgerSync struct {
 	net    Network
 	scores *Scores
 	flows  *flows
